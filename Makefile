@@ -1,0 +1,50 @@
+# podnet — the two set-up commands are `make run` and `make test`; both install what they need.
+SHELL := /bin/bash
+NPM ?= npm
+NODE_DEPS := node_modules/.package-lock.json
+CNI_PLUGIN := $(firstword $(wildcard /opt/cni/bin/bridge /usr/lib/cni/bridge))
+
+.PHONY: all deps sysdeps build gen test test-unit run bench clean typecheck
+
+all: build
+
+# System tools the daemon and the tests run: the CNI reference plugins, iproute2, iptables (portmap),
+# util-linux (unshare/nsenter/umount for bind-mounted namespaces).
+sysdeps:
+	@if [ -z "$(CNI_PLUGIN)" ] || ! command -v ip >/dev/null || ! command -v iptables >/dev/null || ! command -v unshare >/dev/null; then \
+	  echo "installing system packages: containernetworking-plugins iproute2 iptables util-linux"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containernetworking-plugins iproute2 iptables util-linux >/dev/null; \
+	fi
+
+$(NODE_DEPS): package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	@touch $@
+
+deps: sysdeps $(NODE_DEPS)
+
+build: $(NODE_DEPS)
+	./node_modules/.bin/tsc -p tsconfig.json
+
+typecheck: $(NODE_DEPS)
+	./node_modules/.bin/tsc -p tsconfig.test.json
+
+# Regenerates src/gen from proto/ (checked in; never edited by hand).
+gen: $(NODE_DEPS)
+	@command -v protoc >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null)
+	rm -rf src/gen && mkdir -p src/gen
+	protoc --plugin=protoc-gen-ts_proto=./node_modules/.bin/protoc-gen-ts_proto \
+	  --ts_proto_out=src/gen \
+	  --ts_proto_opt=outputServices=grpc-js,env=node,esModuleInterop=true,importSuffix=.js,useOptionals=none,forceLong=number,oneof=unions-value \
+	  -I proto proto/runtime/v1/api.proto
+
+test: deps build typecheck
+	./node_modules/.bin/vitest run
+
+run: deps build
+	./bin/podnetd --config examples/podnetd.toml
+
+bench: deps build
+	node bench/run.mjs
+
+clean:
+	rm -rf dist

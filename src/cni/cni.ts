@@ -1,0 +1,346 @@
+import type { NetworkConfigList, PluginConfig } from './config.js';
+import { confListFromBytes } from './config.js';
+import { ResultCache, type CachedAttachment } from './cache.js';
+import { ErrorCode, InvalidRequestError, MultiError, PluginError, type Verb } from './errors.js';
+import { RawExec, type PluginExec } from './exec.js';
+import { execPlugin, getVersionInfo, type InvokeArgs, type PluginInfo } from './invoke.js';
+import type { JSONObject } from './json.js';
+import { convertResult, parseResult, type AnyResult } from './result.js';
+import { formatCniArgs, validateRuntimeConf, type RuntimeConf } from './runtime-conf.js';
+import { compareVersions, isSupportedVersion, versionAtLeast, type SpecVersion } from './version.js';
+
+/** One plugin execution, reported to an observer (metrics, logs, per-sandbox timings). */
+export interface PluginExecEvent {
+  network: string;
+  plugin: string;
+  verb: Verb;
+  durationMs: number;
+  error?: Error;
+}
+
+export interface CNIConfigOptions {
+  /** Plugin dirs, searched in order. */
+  path: readonly string[];
+  cacheDir: string;
+  exec?: PluginExec;
+  observer?: (ev: PluginExecEvent) => void;
+}
+
+export interface OpOptions {
+  signal?: AbortSignal;
+}
+
+/** An attachment that is still in use; GC leaves its resources alone. */
+export interface GCAttachment {
+  containerID: string;
+  ifname: string;
+}
+
+export interface GCArgs {
+  validAttachments: readonly GCAttachment[];
+}
+
+type Stdin = JSONObject;
+
+/**
+ * The CNI runtime of section 3: runs a network's plugin chain for ADD/DEL/CHECK, and GC,
+ * STATUS and VERSION; keeps the result cache. One instance per set of plugin dirs + cache dir.
+ */
+export class CNIConfig {
+  readonly path: readonly string[];
+  readonly cache: ResultCache;
+  private readonly exec: PluginExec;
+  private readonly observer: ((ev: PluginExecEvent) => void) | undefined;
+  /** Versions negotiated with plugins that refused the list's version: pluginPath → version. */
+  private readonly negotiated = new Map<string, SpecVersion>();
+
+  constructor(opts: CNIConfigOptions) {
+    this.path = opts.path;
+    this.cache = new ResultCache(opts.cacheDir);
+    this.exec = opts.exec ?? new RawExec();
+    this.observer = opts.observer;
+  }
+
+  // ---- ADD / DEL / CHECK --------------------------------------------------------------------
+
+  /** ADD every plugin in order, each getting the previous one's result; caches the final result. */
+  async addNetworkList(list: NetworkConfigList, rt: RuntimeConf, opts: OpOptions = {}): Promise<AnyResult> {
+    validateRuntimeConf(rt, true);
+    let prev: AnyResult | undefined;
+    for (const plugin of list.plugins) {
+      const out = await this.runAttachmentPlugin('ADD', list, plugin, prev, rt, opts.signal);
+      if (out === undefined) {
+        throw new PluginError({ network: list.name, plugin: plugin.type, verb: 'ADD' }, ErrorCode.DecodingFailure, 'ADD returned no result');
+      }
+      prev = out;
+    }
+    const result = prev!;
+    await this.cacheFor(rt).put(cacheEntry(list, rt, result));
+    return result;
+  }
+
+  /**
+   * DEL every plugin in reverse order, each getting the cached ADD result (0.4.0+). Best effort by
+   * spec, but the first failure is returned so the caller can retry; the cache entry stays until
+   * a DEL succeeds.
+   */
+  async delNetworkList(list: NetworkConfigList, rt: RuntimeConf, opts: OpOptions = {}): Promise<void> {
+    validateRuntimeConf(rt, false);
+    let prev: AnyResult | undefined;
+    if (versionAtLeast(list.cniVersion, '0.4.0')) {
+      prev = await this.cachedResultOrUndefined(list, rt);
+    }
+    for (let i = list.plugins.length - 1; i >= 0; i--) {
+      await this.runAttachmentPlugin('DEL', list, list.plugins[i]!, prev, rt, opts.signal);
+    }
+    await this.cacheFor(rt).delete(list.name, rt.containerID, rt.ifName);
+  }
+
+  /** CHECK every plugin in order against the cached result. Not defined before 0.4.0. */
+  async checkNetworkList(list: NetworkConfigList, rt: RuntimeConf, opts: OpOptions = {}): Promise<void> {
+    validateRuntimeConf(rt, true);
+    if (!versionAtLeast(list.cniVersion, '0.4.0')) {
+      throw new InvalidRequestError(`configuration version "${list.cniVersion}" does not support the CHECK command`);
+    }
+    if (list.disableCheck) return;
+    const prev = await this.getNetworkListCachedResult(list, rt);
+    if (!prev) throw new InvalidRequestError(`no cached result for network "${list.name}" container "${rt.containerID}" ifname "${rt.ifName}": CHECK needs a prior ADD`);
+    for (const plugin of list.plugins) {
+      await this.runAttachmentPlugin('CHECK', list, plugin, prev, rt, opts.signal);
+    }
+  }
+
+  // ---- GC / STATUS / VERSION ----------------------------------------------------------------
+
+  /**
+   * GC (1.1.0): DELs cached attachments of this network that are not in validAttachments (for
+   * every version, as libcni does), then, for 1.1.0 lists, sends GC to every plugin. Continues
+   * past errors and reports them all.
+   */
+  async gcNetworkList(list: NetworkConfigList, args: GCArgs, opts: OpOptions = {}): Promise<void> {
+    if (list.disableGC) return;
+    const valid = new Set(args.validAttachments.map((a) => `${a.containerID}\0${a.ifname}`));
+    const errors: Error[] = [];
+    for (const att of await this.cache.list()) {
+      if (att.networkName !== list.name || valid.has(`${att.containerID}\0${att.ifName}`)) continue;
+      const rt = runtimeConfFromCache(att);
+      try {
+        await this.delNetworkList(list, rt, opts);
+      } catch (err) {
+        errors.push(new Error(`failed to delete stale attachment ${att.containerID} ${att.ifName}: ${(err as Error).message}`));
+      }
+    }
+    if (versionAtLeast(list.cniVersion, '1.1.0')) {
+      for (const plugin of list.plugins) {
+        const stdin = this.baseStdin(list, plugin, list.cniVersion);
+        stdin['cni.dev/valid-attachments'] = args.validAttachments.map((a) => ({ containerID: a.containerID, ifname: a.ifname }));
+        try {
+          await this.runPlugin('GC', list, plugin, stdin, { verb: 'GC', path: this.pathEnv() }, opts.signal);
+        } catch (err) {
+          errors.push(err as Error);
+        }
+      }
+    }
+    if (errors.length === 1) throw errors[0]!;
+    if (errors.length > 1) throw new MultiError(errors);
+  }
+
+  /** STATUS (1.1.0): whether every plugin can serve ADD now. Older lists have no STATUS: ready. */
+  async getStatusNetworkList(list: NetworkConfigList, opts: OpOptions = {}): Promise<void> {
+    if (!versionAtLeast(list.cniVersion, '1.1.0')) return;
+    for (const plugin of list.plugins) {
+      await this.runPlugin('STATUS', list, plugin, this.baseStdin(list, plugin, list.cniVersion), { verb: 'STATUS', path: this.pathEnv() }, opts.signal);
+    }
+  }
+
+  async getVersionInfo(pluginType: string, opts: OpOptions = {}): Promise<PluginInfo> {
+    const pluginPath = await this.exec.findInPath(pluginType, this.path);
+    return getVersionInfo(this.exec, pluginPath, { network: '', plugin: pluginType, verb: 'VERSION' }, this.pathEnv(), opts.signal);
+  }
+
+  /**
+   * Checks that every plugin exists and speaks the list's version (or one we can negotiate down
+   * to). Returns the capabilities the list declares.
+   */
+  async validateNetworkList(list: NetworkConfigList, opts: OpOptions = {}): Promise<string[]> {
+    const errors: Error[] = [];
+    const caps = new Set<string>();
+    for (const plugin of list.plugins) {
+      plugin.capabilities.forEach((c) => caps.add(c));
+      try {
+        const info = await this.getVersionInfo(plugin.type, opts);
+        if (!info.supportedVersions.includes(list.cniVersion) && !pickVersion(info, list.cniVersion)) {
+          throw new InvalidRequestError(
+            `plugin ${plugin.type} does not support config version "${list.cniVersion}" (supports ${info.supportedVersions.join(', ')})`,
+          );
+        }
+      } catch (err) {
+        errors.push(err as Error);
+      }
+    }
+    if (errors.length > 0) throw new MultiError(errors);
+    return [...caps].sort();
+  }
+
+  // ---- cache accessors ----------------------------------------------------------------------
+
+  async getNetworkListCachedResult(list: NetworkConfigList, rt: RuntimeConf): Promise<AnyResult | undefined> {
+    const entry = await this.cacheFor(rt).get(list.name, rt.containerID, rt.ifName);
+    if (!entry?.result) return undefined;
+    return convertResult(parseResult(entry.result), list.cniVersion);
+  }
+
+  /** The list and runtime conf an attachment was added with, straight from the cache. */
+  async getNetworkListCachedConfig(network: string, rt: RuntimeConf): Promise<{ list: NetworkConfigList; rt: RuntimeConf } | undefined> {
+    const entry = await this.cacheFor(rt).get(network, rt.containerID, rt.ifName);
+    if (!entry || entry.config.length === 0) return undefined;
+    return { list: confListFromBytes(entry.config, `cache:${network}-${rt.containerID}-${rt.ifName}`), rt: { ...rt, ...runtimeArgsFromCache(entry) } };
+  }
+
+  getCachedAttachments(containerID?: string): Promise<CachedAttachment[]> {
+    return this.cache.list(containerID);
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  private cacheFor(rt: RuntimeConf): ResultCache {
+    return rt.cacheDir ? new ResultCache(rt.cacheDir) : this.cache;
+  }
+
+  private async cachedResultOrUndefined(list: NetworkConfigList, rt: RuntimeConf): Promise<AnyResult | undefined> {
+    try {
+      return await this.getNetworkListCachedResult(list, rt);
+    } catch {
+      // A corrupt cache entry must not block DEL: plugins accept an empty prevResult on DEL.
+      return undefined;
+    }
+  }
+
+  private pathEnv(): string {
+    return this.path.join(':');
+  }
+
+  /** The request config of section 3 without the per-attachment keys. */
+  private baseStdin(list: NetworkConfigList, plugin: PluginConfig, version: string): Stdin {
+    const stdin: Stdin = { cniVersion: version, name: list.name };
+    for (const [k, v] of Object.entries(plugin.raw)) {
+      // The runtime owns these keys; a config that sets them does not get to forward them.
+      if (k === 'cniVersion' || k === 'name' || k === 'capabilities' || k === 'prevResult' || k.startsWith('cni.dev/')) continue;
+      stdin[k] = v;
+    }
+    return stdin;
+  }
+
+  private attachmentStdin(list: NetworkConfigList, plugin: PluginConfig, version: string, prev: AnyResult | undefined, rt: RuntimeConf): Stdin {
+    const stdin = this.baseStdin(list, plugin, version);
+    if (prev) stdin['prevResult'] = convertResult(prev, version) as unknown as JSONObject;
+    const runtimeConfig: JSONObject = {};
+    for (const cap of plugin.capabilities) {
+      const v = rt.capabilityArgs?.[cap];
+      if (v !== undefined) runtimeConfig[cap] = v as JSONObject;
+    }
+    if (Object.keys(runtimeConfig).length > 0) stdin['runtimeConfig'] = runtimeConfig;
+    return stdin;
+  }
+
+  /**
+   * One plugin of an ADD/DEL/CHECK chain. If the plugin refuses the list's version (code 1), we
+   * ask it which versions it speaks and talk to it in the highest one that both sides know,
+   * converting prevResult down and its result back up, so an old plugin works in a newer list.
+   */
+  private async runAttachmentPlugin(
+    verb: 'ADD' | 'DEL' | 'CHECK',
+    list: NetworkConfigList,
+    plugin: PluginConfig,
+    prev: AnyResult | undefined,
+    rt: RuntimeConf,
+    signal: AbortSignal | undefined,
+  ): Promise<AnyResult | undefined> {
+    const pluginPath = await this.exec.findInPath(plugin.type, this.path);
+    const args: InvokeArgs = {
+      verb,
+      containerID: rt.containerID,
+      netNS: rt.netNS,
+      ifName: rt.ifName,
+      cniArgs: formatCniArgs(rt.args),
+      path: this.pathEnv(),
+    };
+    let version: string = this.negotiated.get(`${pluginPath}\0${list.cniVersion}`) ?? list.cniVersion;
+    let out: unknown;
+    try {
+      out = await this.runPlugin(verb, list, plugin, this.attachmentStdin(list, plugin, version, prev, rt), args, signal, pluginPath);
+    } catch (err) {
+      if (!(err instanceof PluginError) || err.code !== ErrorCode.IncompatibleVersion) throw err;
+      const info = await getVersionInfo(this.exec, pluginPath, { network: list.name, plugin: plugin.type, verb }, this.pathEnv(), signal);
+      const picked = pickVersion(info, list.cniVersion, verb === 'CHECK' ? '0.4.0' : undefined);
+      if (!picked || picked === version) throw err;
+      version = picked;
+      this.negotiated.set(`${pluginPath}\0${list.cniVersion}`, picked);
+      out = await this.runPlugin(verb, list, plugin, this.attachmentStdin(list, plugin, version, prev, rt), args, signal, pluginPath);
+    }
+    if (verb !== 'ADD' || out === undefined) return undefined;
+    try {
+      return convertResult(parseResult(out), list.cniVersion);
+    } catch (err) {
+      throw new PluginError({ network: list.name, plugin: plugin.type, verb }, ErrorCode.DecodingFailure, `invalid result: ${(err as Error).message}`);
+    }
+  }
+
+  private async runPlugin(
+    verb: Verb,
+    list: NetworkConfigList,
+    plugin: PluginConfig,
+    stdin: Stdin,
+    args: InvokeArgs,
+    signal: AbortSignal | undefined,
+    knownPath?: string,
+  ): Promise<unknown> {
+    const site = { network: list.name, plugin: plugin.type, verb };
+    const pluginPath = knownPath ?? (await this.exec.findInPath(plugin.type, this.path));
+    const started = performance.now();
+    try {
+      const out = await execPlugin(this.exec, pluginPath, site, Buffer.from(JSON.stringify(stdin)), args, signal);
+      this.observer?.({ ...site, durationMs: performance.now() - started });
+      return out;
+    } catch (err) {
+      this.observer?.({ ...site, durationMs: performance.now() - started, error: err as Error });
+      throw err;
+    }
+  }
+}
+
+/** The highest version the plugin and we share that is not above the list's version. */
+function pickVersion(info: PluginInfo, listVersion: string, atLeast?: string): SpecVersion | undefined {
+  let best: SpecVersion | undefined;
+  for (const v of info.supportedVersions) {
+    if (!isSupportedVersion(v) || compareVersions(v, listVersion) > 0) continue;
+    if (atLeast && compareVersions(v, atLeast) < 0) continue;
+    if (!best || compareVersions(v, best) > 0) best = v;
+  }
+  return best;
+}
+
+function cacheEntry(list: NetworkConfigList, rt: RuntimeConf, result: AnyResult): CachedAttachment {
+  return {
+    containerID: rt.containerID,
+    ifName: rt.ifName,
+    networkName: list.name,
+    config: list.bytes,
+    ...(rt.netNS ? { netns: rt.netNS } : {}),
+    ...(rt.args && rt.args.length ? { cniArgs: rt.args.map(([k, v]) => [k, v] as [string, string]) } : {}),
+    ...(rt.capabilityArgs ? { capabilityArgs: { ...rt.capabilityArgs } } : {}),
+    result: result as unknown as JSONObject,
+  };
+}
+
+function runtimeArgsFromCache(att: CachedAttachment): Pick<RuntimeConf, 'args' | 'capabilityArgs'> {
+  return {
+    ...(att.cniArgs ? { args: att.cniArgs } : {}),
+    ...(att.capabilityArgs ? { capabilityArgs: att.capabilityArgs } : {}),
+  };
+}
+
+/** The runtime conf a cached attachment was added with (GC and recovery DEL from it). */
+export function runtimeConfFromCache(att: CachedAttachment): RuntimeConf {
+  return { containerID: att.containerID, netNS: att.netns ?? '', ifName: att.ifName, ...runtimeArgsFromCache(att) };
+}

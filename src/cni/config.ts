@@ -1,0 +1,250 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, extname } from 'node:path';
+import { ConfigError, errorMessage } from './errors.js';
+import { isObject, isStringArray, parseJSON, type JSONObject } from './json.js';
+import { highestSupported, isSupportedVersion, type SpecVersion } from './version.js';
+
+/** One entry of a network's `plugins` array. */
+export interface PluginConfig {
+  type: string;
+  /** Capabilities the plugin declares (only the ones set to true). */
+  capabilities: ReadonlySet<string>;
+  /** The object as written: every key the runtime does not own is passed to the plugin untouched. */
+  raw: JSONObject;
+}
+
+/** A network: what a `.conflist` describes (and what a single `.conf` becomes). */
+export interface NetworkConfigList {
+  name: string;
+  /** The version we speak to this network's plugins: the highest of cniVersion/cniVersions we support. */
+  cniVersion: SpecVersion;
+  /** The cniVersion string as written in the file. */
+  declaredVersion: string;
+  disableCheck: boolean;
+  disableGC: boolean;
+  loadOnlyInlinedPlugins: boolean;
+  plugins: readonly PluginConfig[];
+  /** The bytes this list was parsed from; stored in the result cache so DEL never depends on the file. */
+  bytes: Buffer;
+  /** Where it came from, when it came from a file. */
+  source?: string;
+}
+
+export interface ConfigLoadError {
+  file: string;
+  reason: string;
+}
+
+export interface ConfDirLoad {
+  lists: NetworkConfigList[];
+  errors: ConfigLoadError[];
+}
+
+export const CONF_EXTENSIONS = ['.conf', '.conflist', '.json'] as const;
+
+const NETWORK_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const MAX_CONFIG_BYTES = 1 << 20;
+
+/** Plugin `type` is a file name in a bin dir: anything that could walk out of it is refused. */
+export function validatePluginType(type: string): void {
+  if (type === '' || type.includes('/') || type.includes('\\') || type.includes('..') || type.includes('\0')) {
+    throw new ConfigError(`invalid plugin type "${type}": must be a plain file name`);
+  }
+}
+
+export function validateNetworkName(name: string): void {
+  if (!NETWORK_NAME_RE.test(name)) {
+    throw new ConfigError(
+      `invalid network name "${name}": must start with a letter or digit, then letters, digits, "_", "." or "-"`,
+    );
+  }
+}
+
+function parsePlugin(raw: unknown, where: string): PluginConfig {
+  if (!isObject(raw)) throw new ConfigError(`${where}: plugin config must be a JSON object`);
+  const type = raw['type'];
+  if (typeof type !== 'string' || type === '') throw new ConfigError(`${where}: missing "type"`);
+  validatePluginType(type);
+  const caps = new Set<string>();
+  const declared = raw['capabilities'];
+  if (declared !== undefined) {
+    if (!isObject(declared)) throw new ConfigError(`${where}: "capabilities" must be an object of booleans`);
+    for (const [k, v] of Object.entries(declared)) {
+      if (typeof v !== 'boolean') throw new ConfigError(`${where}: capability "${k}" must be true or false`);
+      if (v) caps.add(k);
+    }
+  }
+  return { type, capabilities: caps, raw };
+}
+
+function optionalBool(obj: JSONObject, key: string): boolean {
+  const v = obj[key];
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw new ConfigError(`"${key}" must be true or false`);
+  return v;
+}
+
+function selectVersion(obj: JSONObject): { selected: SpecVersion; declared: string } {
+  const declared = obj['cniVersion'];
+  if (declared !== undefined && typeof declared !== 'string') throw new ConfigError('"cniVersion" must be a string');
+  const versions = obj['cniVersions'];
+  if (versions !== undefined && !isStringArray(versions)) throw new ConfigError('"cniVersions" must be a list of strings');
+  const candidates = [...(versions ?? []), ...(declared ? [declared] : [])];
+  if (candidates.length === 0) throw new ConfigError('missing "cniVersion"');
+  const selected = highestSupported(candidates);
+  if (!selected) {
+    throw new ConfigError(`no supported CNI version among ${JSON.stringify(candidates)}`);
+  }
+  return { selected, declared: declared ?? selected };
+}
+
+/**
+ * Parses a network configuration list (section 1). `extraPlugins` are plugin objects aggregated
+ * from other sources; they are appended unless the list sets `loadOnlyInlinedPlugins`.
+ */
+export function confListFromBytes(bytes: Buffer, source?: string, extraPlugins: readonly unknown[] = []): NetworkConfigList {
+  try {
+    let obj: unknown;
+    try {
+      obj = parseJSON(bytes);
+    } catch (err) {
+      throw new ConfigError(`invalid JSON: ${errorMessage(err)}`);
+    }
+    if (!isObject(obj)) throw new ConfigError('configuration must be a JSON object');
+    const name = obj['name'];
+    if (typeof name !== 'string' || name === '') throw new ConfigError('missing "name"');
+    validateNetworkName(name);
+    const { selected, declared } = selectVersion(obj);
+    const loadOnlyInlinedPlugins = optionalBool(obj, 'loadOnlyInlinedPlugins');
+    const rawPlugins = obj['plugins'];
+    if (rawPlugins !== undefined && !Array.isArray(rawPlugins)) throw new ConfigError('"plugins" must be a list');
+    if (rawPlugins === undefined && loadOnlyInlinedPlugins) {
+      throw new ConfigError('"loadOnlyInlinedPlugins" is true but there is no "plugins" list');
+    }
+    const plugins = (rawPlugins ?? []).map((p, i) => parsePlugin(p, `plugins[${i}]`));
+    if (!loadOnlyInlinedPlugins) {
+      extraPlugins.forEach((p, i) => plugins.push(parsePlugin(p, `aggregated plugin ${i}`)));
+    }
+    if (plugins.length === 0) throw new ConfigError(`network "${name}" has no plugins`);
+    return {
+      name,
+      cniVersion: selected,
+      declaredVersion: declared,
+      disableCheck: optionalBool(obj, 'disableCheck'),
+      disableGC: optionalBool(obj, 'disableGC'),
+      loadOnlyInlinedPlugins,
+      plugins,
+      bytes,
+      ...(source ? { source } : {}),
+    };
+  } catch (err) {
+    if (err instanceof ConfigError && source && err.file === undefined) throw new ConfigError(err.message, source);
+    throw err;
+  }
+}
+
+/**
+ * A single plugin config (`.conf`) becomes a one-plugin list, as libcni's ConfListFromConf does.
+ * A `.conf` that already holds a `plugins` list is read as a list rather than refused.
+ */
+export function confListFromConfBytes(bytes: Buffer, source?: string): NetworkConfigList {
+  let obj: unknown;
+  try {
+    obj = parseJSON(bytes);
+  } catch (err) {
+    throw new ConfigError(`invalid JSON: ${errorMessage(err)}`, source);
+  }
+  if (!isObject(obj)) throw new ConfigError('configuration must be a JSON object', source);
+  if (Array.isArray(obj['plugins'])) return confListFromBytes(bytes, source);
+  const list: JSONObject = { name: obj['name'] ?? null, plugins: [obj] };
+  for (const key of ['cniVersion', 'cniVersions', 'disableCheck', 'disableGC'] as const) {
+    if (obj[key] !== undefined) list[key] = obj[key];
+  }
+  if (list['name'] === null) delete list['name'];
+  return confListFromBytes(Buffer.from(JSON.stringify(list)), source);
+}
+
+async function readBounded(file: string): Promise<Buffer> {
+  const st = await stat(file);
+  if (!st.isFile()) throw new ConfigError('not a regular file', file);
+  if (st.size > MAX_CONFIG_BYTES) throw new ConfigError(`larger than ${MAX_CONFIG_BYTES} bytes`, file);
+  return readFile(file);
+}
+
+/** Config files of a dir, sorted by name as libcni's ConfFiles does. A missing dir has none. */
+export async function confFiles(dir: string, extensions: readonly string[] = CONF_EXTENSIONS): Promise<string[]> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return entries
+    .filter((e) => !e.isDirectory() && extensions.includes(extname(e.name)))
+    .map((e) => e.name)
+    .sort()
+    .map((n) => join(dir, n));
+}
+
+/** Plugin objects from the sibling folder named after the network (spec 1.1.0 aggregation). */
+async function siblingPlugins(dir: string, network: string, errors: ConfigLoadError[]): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (const file of await confFiles(join(dir, network), ['.conf', '.json'])) {
+    try {
+      const obj = parseJSON(await readBounded(file));
+      parsePlugin(obj, file);
+      out.push(obj);
+    } catch (err) {
+      errors.push({ file, reason: errorMessage(err) });
+    }
+  }
+  return out;
+}
+
+export async function loadConfFile(file: string, extraPlugins: readonly unknown[] = []): Promise<NetworkConfigList> {
+  const bytes = await readBounded(file);
+  return extname(file) === '.conflist' ? confListFromBytes(bytes, file, extraPlugins) : confListFromConfBytes(bytes, file);
+}
+
+/**
+ * Loads every network of a conf dir. A bad file is reported (file + reason) and skipped, never
+ * thrown: one broken file must not take the node's networking down with it.
+ */
+export async function loadConfDir(dir: string): Promise<ConfDirLoad> {
+  const lists: NetworkConfigList[] = [];
+  const errors: ConfigLoadError[] = [];
+  const byName = new Map<string, string>();
+  let files: string[];
+  try {
+    files = await confFiles(dir);
+  } catch (err) {
+    return { lists, errors: [{ file: dir, reason: errorMessage(err) }] };
+  }
+  for (const file of files) {
+    try {
+      let list = await loadConfFile(file);
+      if (extname(file) === '.conflist' && !list.loadOnlyInlinedPlugins) {
+        const extra = await siblingPlugins(dir, list.name, errors);
+        if (extra.length > 0) list = await loadConfFile(file, extra);
+      }
+      const first = byName.get(list.name);
+      if (first) throw new ConfigError(`network "${list.name}" is already defined in ${first}`, file);
+      byName.set(list.name, file);
+      lists.push(list);
+    } catch (err) {
+      const reason = err instanceof ConfigError && err.file === file ? err.message.slice(file.length + 2) : errorMessage(err);
+      errors.push({ file, reason });
+    }
+  }
+  return { lists, errors };
+}
+
+/** A network by name from a conf dir (cnitool looks networks up this way). */
+export async function loadNetworkByName(dir: string, name: string): Promise<NetworkConfigList> {
+  const { lists, errors } = await loadConfDir(dir);
+  const found = lists.find((l) => l.name === name);
+  if (found) return found;
+  const why = errors.length ? `; files skipped: ${errors.map((e) => `${e.file}: ${e.reason}`).join('; ')}` : '';
+  throw new ConfigError(`no network named "${name}" in ${dir}${why}`);
+}

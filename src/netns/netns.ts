@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { execa } from 'execa';
+
+/** Our namespaces are `cni-<uuid>`, like containerd's; other tools' files in the dir are never ours. */
+export const NETNS_PREFIX = 'cni-';
+const OWN_NAME_RE = /^cni-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export class NetnsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NetnsError';
+  }
+}
+
+export function isOwnNetnsName(name: string): boolean {
+  return OWN_NAME_RE.test(name);
+}
+
+/** Whether a path is a mount point of ours (the bind mount of an nsfs inode). */
+export async function isNsfsMount(path: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  const want = resolve(path);
+  for (const line of info.split('\n')) {
+    const f = line.split(' ');
+    // field 4 is the mount point, and after " - " the fs type.
+    const sep = f.indexOf('-');
+    if (sep > 0 && f[4] === want && f[sep + 1] === 'nsfs') return true;
+  }
+  return false;
+}
+
+/**
+ * Creates and removes persistent network namespaces: an empty file under the netns dir with a
+ * new namespace bind-mounted on it, as `ip netns add` does but in a dir of our choosing.
+ */
+export class NetnsManager {
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = resolve(dir);
+  }
+
+  async create(signal?: AbortSignal): Promise<string> {
+    await mkdir(this.dir, { recursive: true, mode: 0o755 });
+    const path = join(this.dir, `${NETNS_PREFIX}${randomUUID()}`);
+    const fh = await open(path, 'wx', 0o444);
+    await fh.close();
+    try {
+      // unshare(1) creates the namespace in a child and bind-mounts /proc/<pid>/ns/net onto the
+      // file; Node cannot unshare a thread of its own.
+      const r = await execa('unshare', [`--net=${path}`, 'true'], { reject: false, ...(signal ? { cancelSignal: signal } : {}) });
+      if (r.exitCode !== 0) throw new NetnsError(`failed to create network namespace ${path}: ${String(r.stderr).trim() || `exit ${r.exitCode}`}`);
+    } catch (err) {
+      await this.remove(path).catch(() => undefined);
+      throw err instanceof NetnsError ? err : new NetnsError(`failed to create network namespace ${path}: ${(err as Error).message}`);
+    }
+    return path;
+  }
+
+  /** Unmounts and deletes one of our namespaces; a namespace that is already gone is fine. */
+  async remove(path: string): Promise<void> {
+    this.assertOwn(path);
+    try {
+      await stat(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    // Lazy unmount: a plugin still holding the namespace open must not make us fail to clean up.
+    const r = await execa('umount', ['-l', path], { reject: false });
+    if (r.exitCode !== 0 && (await isNsfsMount(path))) {
+      throw new NetnsError(`failed to unmount network namespace ${path}: ${String(r.stderr).trim()}`);
+    }
+    await rm(path, { force: true });
+  }
+
+  async exists(path: string): Promise<boolean> {
+    try {
+      await stat(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Our namespace files in the dir (by name pattern; other tools' files are left alone). */
+  async list(): Promise<string[]> {
+    try {
+      return (await readdir(this.dir)).filter(isOwnNetnsName).sort().map((n) => join(this.dir, n));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+
+  /** Paths come from our own records, but a corrupted record must still not make us unmount /. */
+  private assertOwn(path: string): void {
+    const p = resolve(path);
+    if (dirname(p) !== this.dir || !isOwnNetnsName(basename(p))) {
+      throw new NetnsError(`refusing to touch ${path}: not a namespace of ours under ${this.dir}`);
+    }
+  }
+}
