@@ -127,7 +127,7 @@ function show(v: unknown): string {
 
 /** `path.key`, or just `key` at the top level. */
 function at(path: string, key: string): string {
-  return path === '' ? key : at(path, key);
+  return path === '' ? key : `${path}.${key}`;
 }
 
 function bad(path: string, want: string, got: unknown): never {
