@@ -34,7 +34,7 @@ gen: $(NODE_DEPS)
 	rm -rf src/gen && mkdir -p src/gen
 	protoc --plugin=protoc-gen-ts_proto=./node_modules/.bin/protoc-gen-ts_proto \
 	  --ts_proto_out=src/gen \
-	  --ts_proto_opt=outputServices=grpc-js,env=node,esModuleInterop=true,importSuffix=.js,useOptionals=none,forceLong=number,oneof=unions-value \
+	  --ts_proto_opt=outputServices=grpc-js,env=node,esModuleInterop=true,importSuffix=.js,useOptionals=none,forceLong=bigint,oneof=unions-value \
 	  -I proto proto/runtime/v1/api.proto
 
 test: deps build typecheck

@@ -11,6 +11,9 @@ import { compareVersions, isSupportedVersion, versionAtLeast, type SpecVersion }
 
 /** One plugin execution, reported to an observer (metrics, logs, per-sandbox timings). */
 export interface PluginExecEvent {
+  /** Empty for GC, STATUS and VERSION, which have no container. */
+  containerID: string;
+  ifName: string;
   network: string;
   plugin: string;
   verb: Verb;
@@ -153,6 +156,11 @@ export class CNIConfig {
     }
   }
 
+  /** Where a plugin's binary is (first match in the plugin dirs). */
+  getPluginPath(pluginType: string): Promise<string> {
+    return this.exec.findInPath(pluginType, this.path);
+  }
+
   async getVersionInfo(pluginType: string, opts: OpOptions = {}): Promise<PluginInfo> {
     const pluginPath = await this.exec.findInPath(pluginType, this.path);
     return getVersionInfo(this.exec, pluginPath, { network: '', plugin: pluginType, verb: 'VERSION' }, this.pathEnv(), opts.signal);
@@ -280,7 +288,7 @@ export class CNIConfig {
     }
     if (verb !== 'ADD' || out === undefined) return undefined;
     try {
-      return convertResult(parseResult(out), list.cniVersion);
+      return convertResult(parseResult(out, version), list.cniVersion);
     } catch (err) {
       throw new PluginError({ network: list.name, plugin: plugin.type, verb }, ErrorCode.DecodingFailure, `invalid result: ${(err as Error).message}`);
     }
@@ -298,12 +306,14 @@ export class CNIConfig {
     const site = { network: list.name, plugin: plugin.type, verb };
     const pluginPath = knownPath ?? (await this.exec.findInPath(plugin.type, this.path));
     const started = performance.now();
+    const report = (error?: Error): void =>
+      this.observer?.({ ...site, containerID: args.containerID ?? '', ifName: args.ifName ?? '', durationMs: performance.now() - started, ...(error ? { error } : {}) });
     try {
       const out = await execPlugin(this.exec, pluginPath, site, Buffer.from(JSON.stringify(stdin)), args, signal);
-      this.observer?.({ ...site, durationMs: performance.now() - started });
+      report();
       return out;
     } catch (err) {
-      this.observer?.({ ...site, durationMs: performance.now() - started, error: err as Error });
+      report(err as Error);
       throw err;
     }
   }

@@ -239,7 +239,10 @@ function parseIPConfig(v: unknown, path: string): IPConfig {
 
 function parseIPConfig040(v: unknown, path: string): IPConfig040 {
   const ipc = parseIPConfig(v, path);
-  const version = get(obj(v, path), 'version');
+  const given = get(obj(v, path), 'version');
+  // Plugins built on libcni 1.x print 0.3.x/0.4.0 results without `version` (libcni derives it
+  // from the address on the way in), so a missing one is derived; a wrong one is still refused.
+  const version = given === undefined ? (cidrFamily(ipc.address) === 4 ? '4' : '6') : given;
   if (version !== '4' && version !== '6') return bad(at(path, 'version'), '"4" or "6"', version);
   if (String(cidrFamily(ipc.address)) !== version) bad(at(path, 'version'), `"${cidrFamily(ipc.address)}" for address ${ipc.address}`, version);
   const { interface: intf, address, gateway } = ipc;

@@ -42,9 +42,14 @@ export class NetnsManager {
     this.dir = resolve(dir);
   }
 
-  async create(signal?: AbortSignal): Promise<string> {
+  /** A fresh path for a namespace, so callers can record it before it exists. */
+  newPath(): string {
+    return join(this.dir, `${NETNS_PREFIX}${randomUUID()}`);
+  }
+
+  async create(path = this.newPath(), signal?: AbortSignal): Promise<string> {
+    this.assertOwn(path);
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
-    const path = join(this.dir, `${NETNS_PREFIX}${randomUUID()}`);
     const fh = await open(path, 'wx', 0o444);
     await fh.close();
     try {

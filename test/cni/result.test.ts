@@ -438,7 +438,6 @@ describe('parseResult', () => {
     ['gateway as CIDR', ip({ gateway: '10.0.0.1/24' }), 'ips[0].gateway: expected an IP address, got "10.0.0.1/24"'],
     ['interface index negative', ip({ interface: -1 }), 'ips[0].interface: expected an integer from 0 to 4294967295, got -1'],
     ['interface index string', ip({ interface: '0' }), 'ips[0].interface: expected an integer from 0 to 4294967295, got "0"'],
-    ['040 ip without version', ip040({ version: undefined }), 'ips[0].version: expected "4" or "6", got nothing'],
     ['040 ip version number', ip040({ version: 4 }), 'ips[0].version: expected "4" or "6", got 4'],
     ['040 ip version mismatch', ip040({ version: '6' }), 'ips[0].version: expected "4" for address 10.0.0.2/24, got "6"'],
     ['040 interface', { cniVersion: '0.3.1', interfaces: [{ name: 7 }] }, 'interfaces[0].name: expected a non-empty string, got 7'],
@@ -478,3 +477,18 @@ describe('parseResult', () => {
     );
   });
 });
+
+describe('0.3.x results printed by libcni 1.x plugins', () => {
+  it('derives a missing ips[].version from the address, as the real loopback plugin prints it', () => {
+    // Exactly what Debian's loopback prints for a 0.3.1 config.
+    const out = {
+      cniVersion: '0.3.1',
+      interfaces: [{ name: 'lo', mac: '00:00:00:00:00:00', sandbox: '/run/netns/x' }],
+      ips: [{ interface: 0, address: '127.0.0.1/8' }, { interface: 0, address: '::1/128' }],
+      dns: {},
+    };
+    const r = parseResult(out, '0.3.1') as Result040;
+    expect(r.ips?.map((i) => i.version)).toEqual(['4', '6']);
+  });
+});
+

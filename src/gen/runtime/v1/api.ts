@@ -393,7 +393,7 @@ export interface NamespaceOption {
 
 /** A message wrapper so "unset" and 0 can be told apart. */
 export interface Int64Value {
-  value: number;
+  value: bigint;
 }
 
 export interface SELinuxOption {
@@ -458,7 +458,7 @@ export interface LinuxSandboxSecurityContext {
   runAsUser: Int64Value | undefined;
   runAsGroup: Int64Value | undefined;
   readonlyRootfs: boolean;
-  supplementalGroups: number[];
+  supplementalGroups: bigint[];
   supplementalGroupsPolicy: SupplementalGroupsPolicy;
   privileged: boolean;
   seccomp: SecurityProfile | undefined;
@@ -475,21 +475,21 @@ export interface LinuxSandboxSecurityContext {
 
 export interface HugepageLimit {
   pageSize: string;
-  limit: number;
+  limit: bigint;
 }
 
 /** Cgroup limits; appears in the sandbox config as overhead/resources. */
 export interface LinuxContainerResources {
-  cpuPeriod: number;
-  cpuQuota: number;
-  cpuShares: number;
-  memoryLimitInBytes: number;
-  oomScoreAdj: number;
+  cpuPeriod: bigint;
+  cpuQuota: bigint;
+  cpuShares: bigint;
+  memoryLimitInBytes: bigint;
+  oomScoreAdj: bigint;
   cpusetCpus: string;
   cpusetMems: string;
   hugepageLimits: HugepageLimit[];
   unified: { [key: string]: string };
-  memorySwapLimitInBytes: number;
+  memorySwapLimitInBytes: bigint;
 }
 
 export interface LinuxContainerResources_UnifiedEntry {
@@ -625,7 +625,7 @@ export interface PodSandboxStatus {
   metadata: PodSandboxMetadata | undefined;
   state: PodSandboxState;
   /** Nanoseconds since the epoch; must be > 0. */
-  createdAt: number;
+  createdAt: bigint;
   network: PodSandboxNetworkStatus | undefined;
   linux: LinuxPodSandboxStatus | undefined;
   labels: { [key: string]: string };
@@ -653,7 +653,7 @@ export interface PodSandboxStatusResponse {
   /** Containers in the sandbox; podnet runs none, so this stays empty. */
   containersStatuses: ContainerStatus[];
   /** Nanoseconds since the epoch. */
-  timestamp: number;
+  timestamp: bigint;
 }
 
 export interface PodSandboxStatusResponse_InfoEntry {
@@ -692,7 +692,7 @@ export interface PodSandbox {
   id: string;
   metadata: PodSandboxMetadata | undefined;
   state: PodSandboxState;
-  createdAt: number;
+  createdAt: bigint;
   labels: { [key: string]: string };
   annotations: { [key: string]: string };
   runtimeHandler: string;
@@ -853,7 +853,7 @@ export interface StartContainerResponse {
 export interface StopContainerRequest {
   containerId: string;
   /** Grace period in seconds. */
-  timeout: number;
+  timeout: bigint;
 }
 
 export interface StopContainerResponse {
@@ -893,7 +893,7 @@ export interface Container {
   metadata: ContainerMetadata | undefined;
   imageRef: string;
   state: ContainerState;
-  createdAt: number;
+  createdAt: bigint;
   labels: { [key: string]: string };
   annotations: { [key: string]: string };
   imageId: string;
@@ -934,9 +934,9 @@ export interface ContainerStatus {
   id: string;
   metadata: ContainerMetadata | undefined;
   state: ContainerState;
-  createdAt: number;
-  startedAt: number;
-  finishedAt: number;
+  createdAt: bigint;
+  startedAt: bigint;
+  finishedAt: bigint;
   exitCode: number;
   imageRef: string;
   reason: string;
@@ -992,7 +992,7 @@ export interface ReopenContainerLogResponse {
 export interface CheckpointContainerRequest {
   containerId: string;
   location: string;
-  timeout: number;
+  timeout: bigint;
 }
 
 export interface CheckpointContainerResponse {
@@ -1001,7 +1001,7 @@ export interface CheckpointContainerResponse {
 export interface ExecSyncRequest {
   containerId: string;
   cmd: string[];
-  timeout: number;
+  timeout: bigint;
 }
 
 export interface ExecSyncResponse {
@@ -1168,14 +1168,14 @@ export interface GetEventsRequest {
 export interface ContainerEventResponse {
   containerId: string;
   containerEventType: ContainerEventType;
-  createdAt: number;
+  createdAt: bigint;
   podSandboxStatus: PodSandboxStatus | undefined;
   containersStatuses: ContainerStatus[];
 }
 
 /** Wrapper so "unset" and 0 can be told apart. */
 export interface UInt64Value {
-  value: number;
+  value: bigint;
 }
 
 export interface ListMetricDescriptorsRequest {
@@ -1193,7 +1193,7 @@ export interface ListMetricDescriptorsResponse {
 
 export interface Metric {
   name: string;
-  timestamp: number;
+  timestamp: bigint;
   metricType: MetricType;
   labelValues: string[];
   value: UInt64Value | undefined;
@@ -2004,12 +2004,15 @@ export const NamespaceOption: MessageFns<NamespaceOption> = {
 };
 
 function createBaseInt64Value(): Int64Value {
-  return { value: 0 };
+  return { value: 0n };
 }
 
 export const Int64Value: MessageFns<Int64Value> = {
   encode(message: Int64Value, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.value !== 0) {
+    if (message.value !== 0n) {
+      if (BigInt.asIntN(64, message.value) !== message.value) {
+        throw new globalThis.Error("value provided for field message.value of type int64 too large");
+      }
       writer.uint32(8).int64(message.value);
     }
     return writer;
@@ -2033,7 +2036,7 @@ export const Int64Value: MessageFns<Int64Value> = {
               break;
             }
 
-            message.value = longToNumber(reader.int64());
+            message.value = reader.int64() as bigint;
             continue;
           }
         }
@@ -2049,13 +2052,13 @@ export const Int64Value: MessageFns<Int64Value> = {
   },
 
   fromJSON(object: any): Int64Value {
-    return { value: isSet(object.value) ? globalThis.Number(object.value) : 0 };
+    return { value: isSet(object.value) ? BigInt(object.value) : 0n };
   },
 
   toJSON(message: Int64Value): unknown {
     const obj: any = {};
-    if (message.value !== 0) {
-      obj.value = Math.round(message.value);
+    if (message.value !== 0n) {
+      obj.value = message.value.toString();
     }
     return obj;
   },
@@ -2065,7 +2068,7 @@ export const Int64Value: MessageFns<Int64Value> = {
   },
   fromPartial<I extends Exact<DeepPartial<Int64Value>, I>>(object: I): Int64Value {
     const message = createBaseInt64Value();
-    message.value = object.value ?? 0;
+    message.value = (object.value !== undefined && object.value !== null) ? BigInt(object.value) : 0n;
     return message;
   },
 };
@@ -2316,6 +2319,9 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
     if (message.supplementalGroups.length !== 0) {
       writer.uint32(42).fork();
       for (const v of message.supplementalGroups) {
+        if (BigInt.asIntN(64, v) !== v) {
+          throw new globalThis.Error("a value provided in array field supplementalGroups of type int64 is too large");
+        }
         writer.int64(v);
       }
       writer.join();
@@ -2393,7 +2399,7 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
           }
           case 5: {
             if (tag === 40) {
-              message.supplementalGroups.push(longToNumber(reader.int64()));
+              message.supplementalGroups.push(reader.int64() as bigint);
 
               continue;
             }
@@ -2401,7 +2407,7 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
             if (tag === 42) {
               const end2 = reader.uint32() + reader.pos;
               while (reader.pos < end2) {
-                message.supplementalGroups.push(longToNumber(reader.int64()));
+                message.supplementalGroups.push(reader.int64() as bigint);
               }
 
               continue;
@@ -2489,9 +2495,9 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
         ? globalThis.Boolean(object.readonly_rootfs)
         : false,
       supplementalGroups: globalThis.Array.isArray(object?.supplementalGroups)
-        ? object.supplementalGroups.map((e: any) => globalThis.Number(e))
+        ? object.supplementalGroups.map((e: any) => BigInt(e))
         : globalThis.Array.isArray(object?.supplemental_groups)
-        ? object.supplemental_groups.map((e: any) => globalThis.Number(e))
+        ? object.supplemental_groups.map((e: any) => BigInt(e))
         : [],
       supplementalGroupsPolicy: isSet(object.supplementalGroupsPolicy)
         ? supplementalGroupsPolicyFromJSON(object.supplementalGroupsPolicy)
@@ -2527,7 +2533,7 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
       obj.readonlyRootfs = message.readonlyRootfs;
     }
     if (message.supplementalGroups?.length) {
-      obj.supplementalGroups = message.supplementalGroups.map((e) => Math.round(e));
+      obj.supplementalGroups = message.supplementalGroups.map((e) => e.toString());
     }
     if (message.supplementalGroupsPolicy !== 0) {
       obj.supplementalGroupsPolicy = supplementalGroupsPolicyToJSON(message.supplementalGroupsPolicy);
@@ -2565,7 +2571,7 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
       ? Int64Value.fromPartial(object.runAsGroup)
       : undefined;
     message.readonlyRootfs = object.readonlyRootfs ?? false;
-    message.supplementalGroups = object.supplementalGroups?.map((e) => e) || [];
+    message.supplementalGroups = object.supplementalGroups?.map((e) => BigInt(e)) || [];
     message.supplementalGroupsPolicy = object.supplementalGroupsPolicy ?? 0;
     message.privileged = object.privileged ?? false;
     message.seccomp = (object.seccomp !== undefined && object.seccomp !== null)
@@ -2580,7 +2586,7 @@ export const LinuxSandboxSecurityContext: MessageFns<LinuxSandboxSecurityContext
 };
 
 function createBaseHugepageLimit(): HugepageLimit {
-  return { pageSize: "", limit: 0 };
+  return { pageSize: "", limit: 0n };
 }
 
 export const HugepageLimit: MessageFns<HugepageLimit> = {
@@ -2588,7 +2594,10 @@ export const HugepageLimit: MessageFns<HugepageLimit> = {
     if (message.pageSize !== "") {
       writer.uint32(10).string(message.pageSize);
     }
-    if (message.limit !== 0) {
+    if (message.limit !== 0n) {
+      if (BigInt.asUintN(64, message.limit) !== message.limit) {
+        throw new globalThis.Error("value provided for field message.limit of type uint64 too large");
+      }
       writer.uint32(16).uint64(message.limit);
     }
     return writer;
@@ -2620,7 +2629,7 @@ export const HugepageLimit: MessageFns<HugepageLimit> = {
               break;
             }
 
-            message.limit = longToNumber(reader.uint64());
+            message.limit = reader.uint64() as bigint;
             continue;
           }
         }
@@ -2642,7 +2651,7 @@ export const HugepageLimit: MessageFns<HugepageLimit> = {
         : isSet(object.page_size)
         ? globalThis.String(object.page_size)
         : "",
-      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      limit: isSet(object.limit) ? BigInt(object.limit) : 0n,
     };
   },
 
@@ -2651,8 +2660,8 @@ export const HugepageLimit: MessageFns<HugepageLimit> = {
     if (message.pageSize !== "") {
       obj.pageSize = message.pageSize;
     }
-    if (message.limit !== 0) {
-      obj.limit = Math.round(message.limit);
+    if (message.limit !== 0n) {
+      obj.limit = message.limit.toString();
     }
     return obj;
   },
@@ -2663,41 +2672,56 @@ export const HugepageLimit: MessageFns<HugepageLimit> = {
   fromPartial<I extends Exact<DeepPartial<HugepageLimit>, I>>(object: I): HugepageLimit {
     const message = createBaseHugepageLimit();
     message.pageSize = object.pageSize ?? "";
-    message.limit = object.limit ?? 0;
+    message.limit = (object.limit !== undefined && object.limit !== null) ? BigInt(object.limit) : 0n;
     return message;
   },
 };
 
 function createBaseLinuxContainerResources(): LinuxContainerResources {
   return {
-    cpuPeriod: 0,
-    cpuQuota: 0,
-    cpuShares: 0,
-    memoryLimitInBytes: 0,
-    oomScoreAdj: 0,
+    cpuPeriod: 0n,
+    cpuQuota: 0n,
+    cpuShares: 0n,
+    memoryLimitInBytes: 0n,
+    oomScoreAdj: 0n,
     cpusetCpus: "",
     cpusetMems: "",
     hugepageLimits: [],
     unified: {},
-    memorySwapLimitInBytes: 0,
+    memorySwapLimitInBytes: 0n,
   };
 }
 
 export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
   encode(message: LinuxContainerResources, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.cpuPeriod !== 0) {
+    if (message.cpuPeriod !== 0n) {
+      if (BigInt.asIntN(64, message.cpuPeriod) !== message.cpuPeriod) {
+        throw new globalThis.Error("value provided for field message.cpuPeriod of type int64 too large");
+      }
       writer.uint32(8).int64(message.cpuPeriod);
     }
-    if (message.cpuQuota !== 0) {
+    if (message.cpuQuota !== 0n) {
+      if (BigInt.asIntN(64, message.cpuQuota) !== message.cpuQuota) {
+        throw new globalThis.Error("value provided for field message.cpuQuota of type int64 too large");
+      }
       writer.uint32(16).int64(message.cpuQuota);
     }
-    if (message.cpuShares !== 0) {
+    if (message.cpuShares !== 0n) {
+      if (BigInt.asIntN(64, message.cpuShares) !== message.cpuShares) {
+        throw new globalThis.Error("value provided for field message.cpuShares of type int64 too large");
+      }
       writer.uint32(24).int64(message.cpuShares);
     }
-    if (message.memoryLimitInBytes !== 0) {
+    if (message.memoryLimitInBytes !== 0n) {
+      if (BigInt.asIntN(64, message.memoryLimitInBytes) !== message.memoryLimitInBytes) {
+        throw new globalThis.Error("value provided for field message.memoryLimitInBytes of type int64 too large");
+      }
       writer.uint32(32).int64(message.memoryLimitInBytes);
     }
-    if (message.oomScoreAdj !== 0) {
+    if (message.oomScoreAdj !== 0n) {
+      if (BigInt.asIntN(64, message.oomScoreAdj) !== message.oomScoreAdj) {
+        throw new globalThis.Error("value provided for field message.oomScoreAdj of type int64 too large");
+      }
       writer.uint32(40).int64(message.oomScoreAdj);
     }
     if (message.cpusetCpus !== "") {
@@ -2712,7 +2736,10 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
     globalThis.Object.entries(message.unified).forEach(([key, value]: [string, string]) => {
       LinuxContainerResources_UnifiedEntry.encode({ key: key as any, value }, writer.uint32(74).fork()).join();
     });
-    if (message.memorySwapLimitInBytes !== 0) {
+    if (message.memorySwapLimitInBytes !== 0n) {
+      if (BigInt.asIntN(64, message.memorySwapLimitInBytes) !== message.memorySwapLimitInBytes) {
+        throw new globalThis.Error("value provided for field message.memorySwapLimitInBytes of type int64 too large");
+      }
       writer.uint32(80).int64(message.memorySwapLimitInBytes);
     }
     return writer;
@@ -2736,7 +2763,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.cpuPeriod = longToNumber(reader.int64());
+            message.cpuPeriod = reader.int64() as bigint;
             continue;
           }
           case 2: {
@@ -2744,7 +2771,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.cpuQuota = longToNumber(reader.int64());
+            message.cpuQuota = reader.int64() as bigint;
             continue;
           }
           case 3: {
@@ -2752,7 +2779,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.cpuShares = longToNumber(reader.int64());
+            message.cpuShares = reader.int64() as bigint;
             continue;
           }
           case 4: {
@@ -2760,7 +2787,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.memoryLimitInBytes = longToNumber(reader.int64());
+            message.memoryLimitInBytes = reader.int64() as bigint;
             continue;
           }
           case 5: {
@@ -2768,7 +2795,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.oomScoreAdj = longToNumber(reader.int64());
+            message.oomScoreAdj = reader.int64() as bigint;
             continue;
           }
           case 6: {
@@ -2811,7 +2838,7 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
               break;
             }
 
-            message.memorySwapLimitInBytes = longToNumber(reader.int64());
+            message.memorySwapLimitInBytes = reader.int64() as bigint;
             continue;
           }
         }
@@ -2829,30 +2856,30 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
   fromJSON(object: any): LinuxContainerResources {
     return {
       cpuPeriod: isSet(object.cpuPeriod)
-        ? globalThis.Number(object.cpuPeriod)
+        ? BigInt(object.cpuPeriod)
         : isSet(object.cpu_period)
-        ? globalThis.Number(object.cpu_period)
-        : 0,
+        ? BigInt(object.cpu_period)
+        : 0n,
       cpuQuota: isSet(object.cpuQuota)
-        ? globalThis.Number(object.cpuQuota)
+        ? BigInt(object.cpuQuota)
         : isSet(object.cpu_quota)
-        ? globalThis.Number(object.cpu_quota)
-        : 0,
+        ? BigInt(object.cpu_quota)
+        : 0n,
       cpuShares: isSet(object.cpuShares)
-        ? globalThis.Number(object.cpuShares)
+        ? BigInt(object.cpuShares)
         : isSet(object.cpu_shares)
-        ? globalThis.Number(object.cpu_shares)
-        : 0,
+        ? BigInt(object.cpu_shares)
+        : 0n,
       memoryLimitInBytes: isSet(object.memoryLimitInBytes)
-        ? globalThis.Number(object.memoryLimitInBytes)
+        ? BigInt(object.memoryLimitInBytes)
         : isSet(object.memory_limit_in_bytes)
-        ? globalThis.Number(object.memory_limit_in_bytes)
-        : 0,
+        ? BigInt(object.memory_limit_in_bytes)
+        : 0n,
       oomScoreAdj: isSet(object.oomScoreAdj)
-        ? globalThis.Number(object.oomScoreAdj)
+        ? BigInt(object.oomScoreAdj)
         : isSet(object.oom_score_adj)
-        ? globalThis.Number(object.oom_score_adj)
-        : 0,
+        ? BigInt(object.oom_score_adj)
+        : 0n,
       cpusetCpus: isSet(object.cpusetCpus)
         ? globalThis.String(object.cpusetCpus)
         : isSet(object.cpuset_cpus)
@@ -2883,29 +2910,29 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
         )
         : {},
       memorySwapLimitInBytes: isSet(object.memorySwapLimitInBytes)
-        ? globalThis.Number(object.memorySwapLimitInBytes)
+        ? BigInt(object.memorySwapLimitInBytes)
         : isSet(object.memory_swap_limit_in_bytes)
-        ? globalThis.Number(object.memory_swap_limit_in_bytes)
-        : 0,
+        ? BigInt(object.memory_swap_limit_in_bytes)
+        : 0n,
     };
   },
 
   toJSON(message: LinuxContainerResources): unknown {
     const obj: any = {};
-    if (message.cpuPeriod !== 0) {
-      obj.cpuPeriod = Math.round(message.cpuPeriod);
+    if (message.cpuPeriod !== 0n) {
+      obj.cpuPeriod = message.cpuPeriod.toString();
     }
-    if (message.cpuQuota !== 0) {
-      obj.cpuQuota = Math.round(message.cpuQuota);
+    if (message.cpuQuota !== 0n) {
+      obj.cpuQuota = message.cpuQuota.toString();
     }
-    if (message.cpuShares !== 0) {
-      obj.cpuShares = Math.round(message.cpuShares);
+    if (message.cpuShares !== 0n) {
+      obj.cpuShares = message.cpuShares.toString();
     }
-    if (message.memoryLimitInBytes !== 0) {
-      obj.memoryLimitInBytes = Math.round(message.memoryLimitInBytes);
+    if (message.memoryLimitInBytes !== 0n) {
+      obj.memoryLimitInBytes = message.memoryLimitInBytes.toString();
     }
-    if (message.oomScoreAdj !== 0) {
-      obj.oomScoreAdj = Math.round(message.oomScoreAdj);
+    if (message.oomScoreAdj !== 0n) {
+      obj.oomScoreAdj = message.oomScoreAdj.toString();
     }
     if (message.cpusetCpus !== "") {
       obj.cpusetCpus = message.cpusetCpus;
@@ -2925,8 +2952,8 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
         });
       }
     }
-    if (message.memorySwapLimitInBytes !== 0) {
-      obj.memorySwapLimitInBytes = Math.round(message.memorySwapLimitInBytes);
+    if (message.memorySwapLimitInBytes !== 0n) {
+      obj.memorySwapLimitInBytes = message.memorySwapLimitInBytes.toString();
     }
     return obj;
   },
@@ -2936,11 +2963,15 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
   },
   fromPartial<I extends Exact<DeepPartial<LinuxContainerResources>, I>>(object: I): LinuxContainerResources {
     const message = createBaseLinuxContainerResources();
-    message.cpuPeriod = object.cpuPeriod ?? 0;
-    message.cpuQuota = object.cpuQuota ?? 0;
-    message.cpuShares = object.cpuShares ?? 0;
-    message.memoryLimitInBytes = object.memoryLimitInBytes ?? 0;
-    message.oomScoreAdj = object.oomScoreAdj ?? 0;
+    message.cpuPeriod = (object.cpuPeriod !== undefined && object.cpuPeriod !== null) ? BigInt(object.cpuPeriod) : 0n;
+    message.cpuQuota = (object.cpuQuota !== undefined && object.cpuQuota !== null) ? BigInt(object.cpuQuota) : 0n;
+    message.cpuShares = (object.cpuShares !== undefined && object.cpuShares !== null) ? BigInt(object.cpuShares) : 0n;
+    message.memoryLimitInBytes = (object.memoryLimitInBytes !== undefined && object.memoryLimitInBytes !== null)
+      ? BigInt(object.memoryLimitInBytes)
+      : 0n;
+    message.oomScoreAdj = (object.oomScoreAdj !== undefined && object.oomScoreAdj !== null)
+      ? BigInt(object.oomScoreAdj)
+      : 0n;
     message.cpusetCpus = object.cpusetCpus ?? "";
     message.cpusetMems = object.cpusetMems ?? "";
     message.hugepageLimits = object.hugepageLimits?.map((e) => HugepageLimit.fromPartial(e)) || [];
@@ -2953,7 +2984,10 @@ export const LinuxContainerResources: MessageFns<LinuxContainerResources> = {
       },
       {},
     );
-    message.memorySwapLimitInBytes = object.memorySwapLimitInBytes ?? 0;
+    message.memorySwapLimitInBytes =
+      (object.memorySwapLimitInBytes !== undefined && object.memorySwapLimitInBytes !== null)
+        ? BigInt(object.memorySwapLimitInBytes)
+        : 0n;
     return message;
   },
 };
@@ -4972,7 +5006,7 @@ function createBasePodSandboxStatus(): PodSandboxStatus {
     id: "",
     metadata: undefined,
     state: 0,
-    createdAt: 0,
+    createdAt: 0n,
     network: undefined,
     linux: undefined,
     labels: {},
@@ -4992,7 +5026,10 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
     }
-    if (message.createdAt !== 0) {
+    if (message.createdAt !== 0n) {
+      if (BigInt.asIntN(64, message.createdAt) !== message.createdAt) {
+        throw new globalThis.Error("value provided for field message.createdAt of type int64 too large");
+      }
       writer.uint32(32).int64(message.createdAt);
     }
     if (message.network !== undefined) {
@@ -5055,7 +5092,7 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = reader.int64() as bigint;
             continue;
           }
           case 5: {
@@ -5122,10 +5159,10 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
       metadata: isSet(object.metadata) ? PodSandboxMetadata.fromJSON(object.metadata) : undefined,
       state: isSet(object.state) ? podSandboxStateFromJSON(object.state) : 0,
       createdAt: isSet(object.createdAt)
-        ? globalThis.Number(object.createdAt)
+        ? BigInt(object.createdAt)
         : isSet(object.created_at)
-        ? globalThis.Number(object.created_at)
-        : 0,
+        ? BigInt(object.created_at)
+        : 0n,
       network: isSet(object.network) ? PodSandboxNetworkStatus.fromJSON(object.network) : undefined,
       linux: isSet(object.linux) ? LinuxPodSandboxStatus.fromJSON(object.linux) : undefined,
       labels: isObject(object.labels)
@@ -5175,8 +5212,8 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
     if (message.state !== 0) {
       obj.state = podSandboxStateToJSON(message.state);
     }
-    if (message.createdAt !== 0) {
-      obj.createdAt = Math.round(message.createdAt);
+    if (message.createdAt !== 0n) {
+      obj.createdAt = message.createdAt.toString();
     }
     if (message.network !== undefined) {
       obj.network = PodSandboxNetworkStatus.toJSON(message.network);
@@ -5218,7 +5255,7 @@ export const PodSandboxStatus: MessageFns<PodSandboxStatus> = {
       ? PodSandboxMetadata.fromPartial(object.metadata)
       : undefined;
     message.state = object.state ?? 0;
-    message.createdAt = object.createdAt ?? 0;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null) ? BigInt(object.createdAt) : 0n;
     message.network = (object.network !== undefined && object.network !== null)
       ? PodSandboxNetworkStatus.fromPartial(object.network)
       : undefined;
@@ -5423,7 +5460,7 @@ export const PodSandboxStatus_AnnotationsEntry: MessageFns<PodSandboxStatus_Anno
 };
 
 function createBasePodSandboxStatusResponse(): PodSandboxStatusResponse {
-  return { status: undefined, info: {}, containersStatuses: [], timestamp: 0 };
+  return { status: undefined, info: {}, containersStatuses: [], timestamp: 0n };
 }
 
 export const PodSandboxStatusResponse: MessageFns<PodSandboxStatusResponse> = {
@@ -5437,7 +5474,10 @@ export const PodSandboxStatusResponse: MessageFns<PodSandboxStatusResponse> = {
     for (const v of message.containersStatuses) {
       ContainerStatus.encode(v!, writer.uint32(26).fork()).join();
     }
-    if (message.timestamp !== 0) {
+    if (message.timestamp !== 0n) {
+      if (BigInt.asIntN(64, message.timestamp) !== message.timestamp) {
+        throw new globalThis.Error("value provided for field message.timestamp of type int64 too large");
+      }
       writer.uint32(32).int64(message.timestamp);
     }
     return writer;
@@ -5488,7 +5528,7 @@ export const PodSandboxStatusResponse: MessageFns<PodSandboxStatusResponse> = {
               break;
             }
 
-            message.timestamp = longToNumber(reader.int64());
+            message.timestamp = reader.int64() as bigint;
             continue;
           }
         }
@@ -5525,7 +5565,7 @@ export const PodSandboxStatusResponse: MessageFns<PodSandboxStatusResponse> = {
         : globalThis.Array.isArray(object?.containers_statuses)
         ? object.containers_statuses.map((e: any) => ContainerStatus.fromJSON(e))
         : [],
-      timestamp: isSet(object.timestamp) ? globalThis.Number(object.timestamp) : 0,
+      timestamp: isSet(object.timestamp) ? BigInt(object.timestamp) : 0n,
     };
   },
 
@@ -5546,8 +5586,8 @@ export const PodSandboxStatusResponse: MessageFns<PodSandboxStatusResponse> = {
     if (message.containersStatuses?.length) {
       obj.containersStatuses = message.containersStatuses.map((e) => ContainerStatus.toJSON(e));
     }
-    if (message.timestamp !== 0) {
-      obj.timestamp = Math.round(message.timestamp);
+    if (message.timestamp !== 0n) {
+      obj.timestamp = message.timestamp.toString();
     }
     return obj;
   },
@@ -5570,7 +5610,7 @@ export const PodSandboxStatusResponse: MessageFns<PodSandboxStatusResponse> = {
       {},
     );
     message.containersStatuses = object.containersStatuses?.map((e) => ContainerStatus.fromPartial(e)) || [];
-    message.timestamp = object.timestamp ?? 0;
+    message.timestamp = (object.timestamp !== undefined && object.timestamp !== null) ? BigInt(object.timestamp) : 0n;
     return message;
   },
 };
@@ -6036,7 +6076,7 @@ export const ListPodSandboxRequest: MessageFns<ListPodSandboxRequest> = {
 };
 
 function createBasePodSandbox(): PodSandbox {
-  return { id: "", metadata: undefined, state: 0, createdAt: 0, labels: {}, annotations: {}, runtimeHandler: "" };
+  return { id: "", metadata: undefined, state: 0, createdAt: 0n, labels: {}, annotations: {}, runtimeHandler: "" };
 }
 
 export const PodSandbox: MessageFns<PodSandbox> = {
@@ -6050,7 +6090,10 @@ export const PodSandbox: MessageFns<PodSandbox> = {
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
     }
-    if (message.createdAt !== 0) {
+    if (message.createdAt !== 0n) {
+      if (BigInt.asIntN(64, message.createdAt) !== message.createdAt) {
+        throw new globalThis.Error("value provided for field message.createdAt of type int64 too large");
+      }
       writer.uint32(32).int64(message.createdAt);
     }
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
@@ -6107,7 +6150,7 @@ export const PodSandbox: MessageFns<PodSandbox> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = reader.int64() as bigint;
             continue;
           }
           case 5: {
@@ -6158,10 +6201,10 @@ export const PodSandbox: MessageFns<PodSandbox> = {
       metadata: isSet(object.metadata) ? PodSandboxMetadata.fromJSON(object.metadata) : undefined,
       state: isSet(object.state) ? podSandboxStateFromJSON(object.state) : 0,
       createdAt: isSet(object.createdAt)
-        ? globalThis.Number(object.createdAt)
+        ? BigInt(object.createdAt)
         : isSet(object.created_at)
-        ? globalThis.Number(object.created_at)
-        : 0,
+        ? BigInt(object.created_at)
+        : 0n,
       labels: isObject(object.labels)
         ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
           (acc: { [key: string]: string }, [key, value]: [string, any]) => {
@@ -6209,8 +6252,8 @@ export const PodSandbox: MessageFns<PodSandbox> = {
     if (message.state !== 0) {
       obj.state = podSandboxStateToJSON(message.state);
     }
-    if (message.createdAt !== 0) {
-      obj.createdAt = Math.round(message.createdAt);
+    if (message.createdAt !== 0n) {
+      obj.createdAt = message.createdAt.toString();
     }
     if (message.labels) {
       const entries = globalThis.Object.entries(message.labels) as [string, string][];
@@ -6246,7 +6289,7 @@ export const PodSandbox: MessageFns<PodSandbox> = {
       ? PodSandboxMetadata.fromPartial(object.metadata)
       : undefined;
     message.state = object.state ?? 0;
-    message.createdAt = object.createdAt ?? 0;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null) ? BigInt(object.createdAt) : 0n;
     message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
@@ -8811,7 +8854,7 @@ export const StartContainerResponse: MessageFns<StartContainerResponse> = {
 };
 
 function createBaseStopContainerRequest(): StopContainerRequest {
-  return { containerId: "", timeout: 0 };
+  return { containerId: "", timeout: 0n };
 }
 
 export const StopContainerRequest: MessageFns<StopContainerRequest> = {
@@ -8819,7 +8862,10 @@ export const StopContainerRequest: MessageFns<StopContainerRequest> = {
     if (message.containerId !== "") {
       writer.uint32(10).string(message.containerId);
     }
-    if (message.timeout !== 0) {
+    if (message.timeout !== 0n) {
+      if (BigInt.asIntN(64, message.timeout) !== message.timeout) {
+        throw new globalThis.Error("value provided for field message.timeout of type int64 too large");
+      }
       writer.uint32(16).int64(message.timeout);
     }
     return writer;
@@ -8851,7 +8897,7 @@ export const StopContainerRequest: MessageFns<StopContainerRequest> = {
               break;
             }
 
-            message.timeout = longToNumber(reader.int64());
+            message.timeout = reader.int64() as bigint;
             continue;
           }
         }
@@ -8873,7 +8919,7 @@ export const StopContainerRequest: MessageFns<StopContainerRequest> = {
         : isSet(object.container_id)
         ? globalThis.String(object.container_id)
         : "",
-      timeout: isSet(object.timeout) ? globalThis.Number(object.timeout) : 0,
+      timeout: isSet(object.timeout) ? BigInt(object.timeout) : 0n,
     };
   },
 
@@ -8882,8 +8928,8 @@ export const StopContainerRequest: MessageFns<StopContainerRequest> = {
     if (message.containerId !== "") {
       obj.containerId = message.containerId;
     }
-    if (message.timeout !== 0) {
-      obj.timeout = Math.round(message.timeout);
+    if (message.timeout !== 0n) {
+      obj.timeout = message.timeout.toString();
     }
     return obj;
   },
@@ -8894,7 +8940,7 @@ export const StopContainerRequest: MessageFns<StopContainerRequest> = {
   fromPartial<I extends Exact<DeepPartial<StopContainerRequest>, I>>(object: I): StopContainerRequest {
     const message = createBaseStopContainerRequest();
     message.containerId = object.containerId ?? "";
-    message.timeout = object.timeout ?? 0;
+    message.timeout = (object.timeout !== undefined && object.timeout !== null) ? BigInt(object.timeout) : 0n;
     return message;
   },
 };
@@ -9474,7 +9520,7 @@ function createBaseContainer(): Container {
     metadata: undefined,
     imageRef: "",
     state: 0,
-    createdAt: 0,
+    createdAt: 0n,
     labels: {},
     annotations: {},
     imageId: "",
@@ -9498,7 +9544,10 @@ export const Container: MessageFns<Container> = {
     if (message.state !== 0) {
       writer.uint32(48).int32(message.state);
     }
-    if (message.createdAt !== 0) {
+    if (message.createdAt !== 0n) {
+      if (BigInt.asIntN(64, message.createdAt) !== message.createdAt) {
+        throw new globalThis.Error("value provided for field message.createdAt of type int64 too large");
+      }
       writer.uint32(56).int64(message.createdAt);
     }
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
@@ -9571,7 +9620,7 @@ export const Container: MessageFns<Container> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = reader.int64() as bigint;
             continue;
           }
           case 8: {
@@ -9632,10 +9681,10 @@ export const Container: MessageFns<Container> = {
         : "",
       state: isSet(object.state) ? containerStateFromJSON(object.state) : 0,
       createdAt: isSet(object.createdAt)
-        ? globalThis.Number(object.createdAt)
+        ? BigInt(object.createdAt)
         : isSet(object.created_at)
-        ? globalThis.Number(object.created_at)
-        : 0,
+        ? BigInt(object.created_at)
+        : 0n,
       labels: isObject(object.labels)
         ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
           (acc: { [key: string]: string }, [key, value]: [string, any]) => {
@@ -9689,8 +9738,8 @@ export const Container: MessageFns<Container> = {
     if (message.state !== 0) {
       obj.state = containerStateToJSON(message.state);
     }
-    if (message.createdAt !== 0) {
-      obj.createdAt = Math.round(message.createdAt);
+    if (message.createdAt !== 0n) {
+      obj.createdAt = message.createdAt.toString();
     }
     if (message.labels) {
       const entries = globalThis.Object.entries(message.labels) as [string, string][];
@@ -9728,7 +9777,7 @@ export const Container: MessageFns<Container> = {
       : undefined;
     message.imageRef = object.imageRef ?? "";
     message.state = object.state ?? 0;
-    message.createdAt = object.createdAt ?? 0;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null) ? BigInt(object.createdAt) : 0n;
     message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
@@ -10227,9 +10276,9 @@ function createBaseContainerStatus(): ContainerStatus {
     id: "",
     metadata: undefined,
     state: 0,
-    createdAt: 0,
-    startedAt: 0,
-    finishedAt: 0,
+    createdAt: 0n,
+    startedAt: 0n,
+    finishedAt: 0n,
     exitCode: 0,
     imageRef: "",
     reason: "",
@@ -10252,13 +10301,22 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
     }
-    if (message.createdAt !== 0) {
+    if (message.createdAt !== 0n) {
+      if (BigInt.asIntN(64, message.createdAt) !== message.createdAt) {
+        throw new globalThis.Error("value provided for field message.createdAt of type int64 too large");
+      }
       writer.uint32(32).int64(message.createdAt);
     }
-    if (message.startedAt !== 0) {
+    if (message.startedAt !== 0n) {
+      if (BigInt.asIntN(64, message.startedAt) !== message.startedAt) {
+        throw new globalThis.Error("value provided for field message.startedAt of type int64 too large");
+      }
       writer.uint32(40).int64(message.startedAt);
     }
-    if (message.finishedAt !== 0) {
+    if (message.finishedAt !== 0n) {
+      if (BigInt.asIntN(64, message.finishedAt) !== message.finishedAt) {
+        throw new globalThis.Error("value provided for field message.finishedAt of type int64 too large");
+      }
       writer.uint32(48).int64(message.finishedAt);
     }
     if (message.exitCode !== 0) {
@@ -10330,7 +10388,7 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = reader.int64() as bigint;
             continue;
           }
           case 5: {
@@ -10338,7 +10396,7 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
               break;
             }
 
-            message.startedAt = longToNumber(reader.int64());
+            message.startedAt = reader.int64() as bigint;
             continue;
           }
           case 6: {
@@ -10346,7 +10404,7 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
               break;
             }
 
-            message.finishedAt = longToNumber(reader.int64());
+            message.finishedAt = reader.int64() as bigint;
             continue;
           }
           case 7: {
@@ -10437,20 +10495,20 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
       metadata: isSet(object.metadata) ? ContainerMetadata.fromJSON(object.metadata) : undefined,
       state: isSet(object.state) ? containerStateFromJSON(object.state) : 0,
       createdAt: isSet(object.createdAt)
-        ? globalThis.Number(object.createdAt)
+        ? BigInt(object.createdAt)
         : isSet(object.created_at)
-        ? globalThis.Number(object.created_at)
-        : 0,
+        ? BigInt(object.created_at)
+        : 0n,
       startedAt: isSet(object.startedAt)
-        ? globalThis.Number(object.startedAt)
+        ? BigInt(object.startedAt)
         : isSet(object.started_at)
-        ? globalThis.Number(object.started_at)
-        : 0,
+        ? BigInt(object.started_at)
+        : 0n,
       finishedAt: isSet(object.finishedAt)
-        ? globalThis.Number(object.finishedAt)
+        ? BigInt(object.finishedAt)
         : isSet(object.finished_at)
-        ? globalThis.Number(object.finished_at)
-        : 0,
+        ? BigInt(object.finished_at)
+        : 0n,
       exitCode: isSet(object.exitCode)
         ? globalThis.Number(object.exitCode)
         : isSet(object.exit_code)
@@ -10515,14 +10573,14 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
     if (message.state !== 0) {
       obj.state = containerStateToJSON(message.state);
     }
-    if (message.createdAt !== 0) {
-      obj.createdAt = Math.round(message.createdAt);
+    if (message.createdAt !== 0n) {
+      obj.createdAt = message.createdAt.toString();
     }
-    if (message.startedAt !== 0) {
-      obj.startedAt = Math.round(message.startedAt);
+    if (message.startedAt !== 0n) {
+      obj.startedAt = message.startedAt.toString();
     }
-    if (message.finishedAt !== 0) {
-      obj.finishedAt = Math.round(message.finishedAt);
+    if (message.finishedAt !== 0n) {
+      obj.finishedAt = message.finishedAt.toString();
     }
     if (message.exitCode !== 0) {
       obj.exitCode = Math.round(message.exitCode);
@@ -10573,9 +10631,11 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
       ? ContainerMetadata.fromPartial(object.metadata)
       : undefined;
     message.state = object.state ?? 0;
-    message.createdAt = object.createdAt ?? 0;
-    message.startedAt = object.startedAt ?? 0;
-    message.finishedAt = object.finishedAt ?? 0;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null) ? BigInt(object.createdAt) : 0n;
+    message.startedAt = (object.startedAt !== undefined && object.startedAt !== null) ? BigInt(object.startedAt) : 0n;
+    message.finishedAt = (object.finishedAt !== undefined && object.finishedAt !== null)
+      ? BigInt(object.finishedAt)
+      : 0n;
     message.exitCode = object.exitCode ?? 0;
     message.imageRef = object.imageRef ?? "";
     message.reason = object.reason ?? "";
@@ -11400,7 +11460,7 @@ export const ReopenContainerLogResponse: MessageFns<ReopenContainerLogResponse> 
 };
 
 function createBaseCheckpointContainerRequest(): CheckpointContainerRequest {
-  return { containerId: "", location: "", timeout: 0 };
+  return { containerId: "", location: "", timeout: 0n };
 }
 
 export const CheckpointContainerRequest: MessageFns<CheckpointContainerRequest> = {
@@ -11411,7 +11471,10 @@ export const CheckpointContainerRequest: MessageFns<CheckpointContainerRequest> 
     if (message.location !== "") {
       writer.uint32(18).string(message.location);
     }
-    if (message.timeout !== 0) {
+    if (message.timeout !== 0n) {
+      if (BigInt.asIntN(64, message.timeout) !== message.timeout) {
+        throw new globalThis.Error("value provided for field message.timeout of type int64 too large");
+      }
       writer.uint32(24).int64(message.timeout);
     }
     return writer;
@@ -11451,7 +11514,7 @@ export const CheckpointContainerRequest: MessageFns<CheckpointContainerRequest> 
               break;
             }
 
-            message.timeout = longToNumber(reader.int64());
+            message.timeout = reader.int64() as bigint;
             continue;
           }
         }
@@ -11474,7 +11537,7 @@ export const CheckpointContainerRequest: MessageFns<CheckpointContainerRequest> 
         ? globalThis.String(object.container_id)
         : "",
       location: isSet(object.location) ? globalThis.String(object.location) : "",
-      timeout: isSet(object.timeout) ? globalThis.Number(object.timeout) : 0,
+      timeout: isSet(object.timeout) ? BigInt(object.timeout) : 0n,
     };
   },
 
@@ -11486,8 +11549,8 @@ export const CheckpointContainerRequest: MessageFns<CheckpointContainerRequest> 
     if (message.location !== "") {
       obj.location = message.location;
     }
-    if (message.timeout !== 0) {
-      obj.timeout = Math.round(message.timeout);
+    if (message.timeout !== 0n) {
+      obj.timeout = message.timeout.toString();
     }
     return obj;
   },
@@ -11499,7 +11562,7 @@ export const CheckpointContainerRequest: MessageFns<CheckpointContainerRequest> 
     const message = createBaseCheckpointContainerRequest();
     message.containerId = object.containerId ?? "";
     message.location = object.location ?? "";
-    message.timeout = object.timeout ?? 0;
+    message.timeout = (object.timeout !== undefined && object.timeout !== null) ? BigInt(object.timeout) : 0n;
     return message;
   },
 };
@@ -11557,7 +11620,7 @@ export const CheckpointContainerResponse: MessageFns<CheckpointContainerResponse
 };
 
 function createBaseExecSyncRequest(): ExecSyncRequest {
-  return { containerId: "", cmd: [], timeout: 0 };
+  return { containerId: "", cmd: [], timeout: 0n };
 }
 
 export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
@@ -11568,7 +11631,10 @@ export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
     for (const v of message.cmd) {
       writer.uint32(18).string(v!);
     }
-    if (message.timeout !== 0) {
+    if (message.timeout !== 0n) {
+      if (BigInt.asIntN(64, message.timeout) !== message.timeout) {
+        throw new globalThis.Error("value provided for field message.timeout of type int64 too large");
+      }
       writer.uint32(24).int64(message.timeout);
     }
     return writer;
@@ -11608,7 +11674,7 @@ export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
               break;
             }
 
-            message.timeout = longToNumber(reader.int64());
+            message.timeout = reader.int64() as bigint;
             continue;
           }
         }
@@ -11631,7 +11697,7 @@ export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
         ? globalThis.String(object.container_id)
         : "",
       cmd: globalThis.Array.isArray(object?.cmd) ? object.cmd.map((e: any) => globalThis.String(e)) : [],
-      timeout: isSet(object.timeout) ? globalThis.Number(object.timeout) : 0,
+      timeout: isSet(object.timeout) ? BigInt(object.timeout) : 0n,
     };
   },
 
@@ -11643,8 +11709,8 @@ export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
     if (message.cmd?.length) {
       obj.cmd = message.cmd;
     }
-    if (message.timeout !== 0) {
-      obj.timeout = Math.round(message.timeout);
+    if (message.timeout !== 0n) {
+      obj.timeout = message.timeout.toString();
     }
     return obj;
   },
@@ -11656,7 +11722,7 @@ export const ExecSyncRequest: MessageFns<ExecSyncRequest> = {
     const message = createBaseExecSyncRequest();
     message.containerId = object.containerId ?? "";
     message.cmd = object.cmd?.map((e) => e) || [];
-    message.timeout = object.timeout ?? 0;
+    message.timeout = (object.timeout !== undefined && object.timeout !== null) ? BigInt(object.timeout) : 0n;
     return message;
   },
 };
@@ -14563,7 +14629,7 @@ export const GetEventsRequest: MessageFns<GetEventsRequest> = {
 };
 
 function createBaseContainerEventResponse(): ContainerEventResponse {
-  return { containerId: "", containerEventType: 0, createdAt: 0, podSandboxStatus: undefined, containersStatuses: [] };
+  return { containerId: "", containerEventType: 0, createdAt: 0n, podSandboxStatus: undefined, containersStatuses: [] };
 }
 
 export const ContainerEventResponse: MessageFns<ContainerEventResponse> = {
@@ -14574,7 +14640,10 @@ export const ContainerEventResponse: MessageFns<ContainerEventResponse> = {
     if (message.containerEventType !== 0) {
       writer.uint32(16).int32(message.containerEventType);
     }
-    if (message.createdAt !== 0) {
+    if (message.createdAt !== 0n) {
+      if (BigInt.asIntN(64, message.createdAt) !== message.createdAt) {
+        throw new globalThis.Error("value provided for field message.createdAt of type int64 too large");
+      }
       writer.uint32(24).int64(message.createdAt);
     }
     if (message.podSandboxStatus !== undefined) {
@@ -14620,7 +14689,7 @@ export const ContainerEventResponse: MessageFns<ContainerEventResponse> = {
               break;
             }
 
-            message.createdAt = longToNumber(reader.int64());
+            message.createdAt = reader.int64() as bigint;
             continue;
           }
           case 4: {
@@ -14664,10 +14733,10 @@ export const ContainerEventResponse: MessageFns<ContainerEventResponse> = {
         ? containerEventTypeFromJSON(object.container_event_type)
         : 0,
       createdAt: isSet(object.createdAt)
-        ? globalThis.Number(object.createdAt)
+        ? BigInt(object.createdAt)
         : isSet(object.created_at)
-        ? globalThis.Number(object.created_at)
-        : 0,
+        ? BigInt(object.created_at)
+        : 0n,
       podSandboxStatus: isSet(object.podSandboxStatus)
         ? PodSandboxStatus.fromJSON(object.podSandboxStatus)
         : isSet(object.pod_sandbox_status)
@@ -14689,8 +14758,8 @@ export const ContainerEventResponse: MessageFns<ContainerEventResponse> = {
     if (message.containerEventType !== 0) {
       obj.containerEventType = containerEventTypeToJSON(message.containerEventType);
     }
-    if (message.createdAt !== 0) {
-      obj.createdAt = Math.round(message.createdAt);
+    if (message.createdAt !== 0n) {
+      obj.createdAt = message.createdAt.toString();
     }
     if (message.podSandboxStatus !== undefined) {
       obj.podSandboxStatus = PodSandboxStatus.toJSON(message.podSandboxStatus);
@@ -14708,7 +14777,7 @@ export const ContainerEventResponse: MessageFns<ContainerEventResponse> = {
     const message = createBaseContainerEventResponse();
     message.containerId = object.containerId ?? "";
     message.containerEventType = object.containerEventType ?? 0;
-    message.createdAt = object.createdAt ?? 0;
+    message.createdAt = (object.createdAt !== undefined && object.createdAt !== null) ? BigInt(object.createdAt) : 0n;
     message.podSandboxStatus = (object.podSandboxStatus !== undefined && object.podSandboxStatus !== null)
       ? PodSandboxStatus.fromPartial(object.podSandboxStatus)
       : undefined;
@@ -14718,12 +14787,15 @@ export const ContainerEventResponse: MessageFns<ContainerEventResponse> = {
 };
 
 function createBaseUInt64Value(): UInt64Value {
-  return { value: 0 };
+  return { value: 0n };
 }
 
 export const UInt64Value: MessageFns<UInt64Value> = {
   encode(message: UInt64Value, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.value !== 0) {
+    if (message.value !== 0n) {
+      if (BigInt.asUintN(64, message.value) !== message.value) {
+        throw new globalThis.Error("value provided for field message.value of type uint64 too large");
+      }
       writer.uint32(8).uint64(message.value);
     }
     return writer;
@@ -14747,7 +14819,7 @@ export const UInt64Value: MessageFns<UInt64Value> = {
               break;
             }
 
-            message.value = longToNumber(reader.uint64());
+            message.value = reader.uint64() as bigint;
             continue;
           }
         }
@@ -14763,13 +14835,13 @@ export const UInt64Value: MessageFns<UInt64Value> = {
   },
 
   fromJSON(object: any): UInt64Value {
-    return { value: isSet(object.value) ? globalThis.Number(object.value) : 0 };
+    return { value: isSet(object.value) ? BigInt(object.value) : 0n };
   },
 
   toJSON(message: UInt64Value): unknown {
     const obj: any = {};
-    if (message.value !== 0) {
-      obj.value = Math.round(message.value);
+    if (message.value !== 0n) {
+      obj.value = message.value.toString();
     }
     return obj;
   },
@@ -14779,7 +14851,7 @@ export const UInt64Value: MessageFns<UInt64Value> = {
   },
   fromPartial<I extends Exact<DeepPartial<UInt64Value>, I>>(object: I): UInt64Value {
     const message = createBaseUInt64Value();
-    message.value = object.value ?? 0;
+    message.value = (object.value !== undefined && object.value !== null) ? BigInt(object.value) : 0n;
     return message;
   },
 };
@@ -15015,7 +15087,7 @@ export const ListMetricDescriptorsResponse: MessageFns<ListMetricDescriptorsResp
 };
 
 function createBaseMetric(): Metric {
-  return { name: "", timestamp: 0, metricType: 0, labelValues: [], value: undefined };
+  return { name: "", timestamp: 0n, metricType: 0, labelValues: [], value: undefined };
 }
 
 export const Metric: MessageFns<Metric> = {
@@ -15023,7 +15095,10 @@ export const Metric: MessageFns<Metric> = {
     if (message.name !== "") {
       writer.uint32(10).string(message.name);
     }
-    if (message.timestamp !== 0) {
+    if (message.timestamp !== 0n) {
+      if (BigInt.asIntN(64, message.timestamp) !== message.timestamp) {
+        throw new globalThis.Error("value provided for field message.timestamp of type int64 too large");
+      }
       writer.uint32(16).int64(message.timestamp);
     }
     if (message.metricType !== 0) {
@@ -15064,7 +15139,7 @@ export const Metric: MessageFns<Metric> = {
               break;
             }
 
-            message.timestamp = longToNumber(reader.int64());
+            message.timestamp = reader.int64() as bigint;
             continue;
           }
           case 3: {
@@ -15106,7 +15181,7 @@ export const Metric: MessageFns<Metric> = {
   fromJSON(object: any): Metric {
     return {
       name: isSet(object.name) ? globalThis.String(object.name) : "",
-      timestamp: isSet(object.timestamp) ? globalThis.Number(object.timestamp) : 0,
+      timestamp: isSet(object.timestamp) ? BigInt(object.timestamp) : 0n,
       metricType: isSet(object.metricType)
         ? metricTypeFromJSON(object.metricType)
         : isSet(object.metric_type)
@@ -15126,8 +15201,8 @@ export const Metric: MessageFns<Metric> = {
     if (message.name !== "") {
       obj.name = message.name;
     }
-    if (message.timestamp !== 0) {
-      obj.timestamp = Math.round(message.timestamp);
+    if (message.timestamp !== 0n) {
+      obj.timestamp = message.timestamp.toString();
     }
     if (message.metricType !== 0) {
       obj.metricType = metricTypeToJSON(message.metricType);
@@ -15147,7 +15222,7 @@ export const Metric: MessageFns<Metric> = {
   fromPartial<I extends Exact<DeepPartial<Metric>, I>>(object: I): Metric {
     const message = createBaseMetric();
     message.name = object.name ?? "";
-    message.timestamp = object.timestamp ?? 0;
+    message.timestamp = (object.timestamp !== undefined && object.timestamp !== null) ? BigInt(object.timestamp) : 0n;
     message.metricType = object.metricType ?? 0;
     message.labelValues = object.labelValues?.map((e) => e) || [];
     message.value = (object.value !== undefined && object.value !== null)
@@ -16565,10 +16640,10 @@ function base64FromBytes(arr: Uint8Array): string {
   return globalThis.Buffer.from(arr).toString("base64");
 }
 
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
+type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
+export type DeepPartial<T> = T extends bigint ? string | number | bigint
+  : T extends Builtin ? T : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
@@ -16577,17 +16652,6 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
-
-function longToNumber(int64: { toString(): string }): number {
-  const num = globalThis.Number(int64.toString());
-  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
-  }
-  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
-    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
-  }
-  return num;
-}
 
 function isObject(value: any): boolean {
   return typeof value === "object" && value !== null;

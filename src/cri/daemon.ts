@@ -1,0 +1,73 @@
+import type { Logger } from 'pino';
+import { CNIConfig, type PluginExecEvent } from '../cni/cni.js';
+import { RawExec, type PluginExec } from '../cni/exec.js';
+import { NetnsManager } from '../netns/netns.js';
+import type { DaemonConfig } from './config.js';
+import { NetworkManager } from './network-manager.js';
+import { RuntimeInfoService } from './runtime-service.js';
+import { SandboxService, type Clock } from './sandbox-service.js';
+import { CRIServer, type RPCObserver } from './server.js';
+import { NetnsLedger, SandboxStore } from './store.js';
+
+export interface DaemonDeps {
+  exec?: PluginExec;
+  clock?: Clock;
+  /** Extra observers (metrics). */
+  onPluginExec?: (ev: PluginExecEvent) => void;
+  onRPC?: RPCObserver;
+}
+
+export interface Daemon {
+  cfg: DaemonConfig;
+  sandboxes: SandboxService;
+  networks: NetworkManager;
+  runtime: RuntimeInfoService;
+  cni: CNIConfig;
+  /** Stops accepting, finishes in-flight RPCs, stops watchers. */
+  stop(): Promise<void>;
+}
+
+/** Wires the parts together, recovers the store, loads networks, then serves. */
+export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDeps = {}): Promise<Daemon> {
+  let sandboxes: SandboxService | undefined;
+  const cni = new CNIConfig({
+    path: cfg.cni.binDirs,
+    cacheDir: cfg.cni.cacheDir,
+    exec: deps.exec ?? new RawExec(),
+    observer: (ev) => {
+      log.debug({ network: ev.network, plugin: ev.plugin, verb: ev.verb, sandbox: ev.containerID, ifName: ev.ifName, durationMs: ev.durationMs, err: ev.error?.message }, 'cni exec');
+      sandboxes?.onPluginExec(ev);
+      deps.onPluginExec?.(ev);
+    },
+  });
+  const networks = new NetworkManager(cfg, cni, log.child({ component: 'networks' }));
+  const netns = new NetnsManager(cfg.netnsDir);
+  sandboxes = new SandboxService({
+    cfg,
+    store: new SandboxStore(cfg.stateDir),
+    ledger: new NetnsLedger(cfg.stateDir),
+    netns,
+    networks,
+    log: log.child({ component: 'sandboxes' }),
+    ...(deps.clock ? { clock: deps.clock } : {}),
+  });
+  const runtime = new RuntimeInfoService(cfg, networks, log.child({ component: 'runtime' }));
+  await networks.start();
+  const recovered = await sandboxes.recover();
+  log.info(recovered, 'sandbox store recovered');
+  const server = new CRIServer({ sandboxes, runtime, ...(deps.onRPC ? { observe: deps.onRPC } : {}) }, log.child({ component: 'grpc' }));
+  await server.listen(cfg.socket);
+  log.info({ socket: cfg.socket }, 'podnetd serving');
+  const svc = sandboxes;
+  return {
+    cfg,
+    sandboxes: svc,
+    networks,
+    runtime,
+    cni,
+    async stop() {
+      await server.shutdown();
+      networks.stop();
+    },
+  };
+}

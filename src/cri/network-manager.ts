@@ -1,0 +1,236 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import { CNIConfig } from '../cni/cni.js';
+import { loadConfDir, type ConfigLoadError, type NetworkConfigList } from '../cni/config.js';
+import { errorMessage } from '../cni/errors.js';
+import { Networks } from '../cni/networks.js';
+import type { DaemonConfig } from './config.js';
+import { invalidArgument } from './errors.js';
+
+/** The conf dir of one runtime handler (or the default) and what was last loaded from it. */
+interface NetworkSource {
+  name: string;
+  confDir: string;
+  maxConfNum: number;
+  current: Networks;
+  errors: ConfigLoadError[];
+  signature: string;
+  loadedAt: Date | undefined;
+  watchers: FSWatcher[];
+  timer: NodeJS.Timeout | undefined;
+}
+
+export interface NetworkStatus {
+  ready: boolean;
+  message: string;
+}
+
+export const DEFAULT_SOURCE = 'default';
+
+/** name:size:mtime of every entry, so a poll sees edits fs.watch might miss (dir re-created, NFS...). */
+async function dirSignature(dir: string): Promise<string> {
+  try {
+    const names = (await readdir(dir)).sort();
+    const parts = await Promise.all(
+      names.map(async (n) => {
+        try {
+          const st = await stat(join(dir, n));
+          return `${n}:${st.size}:${st.mtimeMs}:${st.ino}`;
+        } catch {
+          return n;
+        }
+      }),
+    );
+    const self = await stat(dir);
+    return `${self.ino}|${parts.join('|')}`;
+  } catch {
+    return 'missing';
+  }
+}
+
+/**
+ * Loads each conf dir into an immutable Networks and swaps in a new one when the dir changes.
+ * In-flight setups keep the Networks they started with; nothing waits on a reload.
+ */
+export class NetworkManager {
+  readonly cni: CNIConfig;
+  private readonly sources = new Map<string, NetworkSource>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private reloading = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly cfg: DaemonConfig,
+    cni: CNIConfig,
+    private readonly log: Logger,
+    private readonly pollMs = 1000,
+  ) {
+    this.cni = cni;
+    const mk = (name: string, confDir: string, maxConfNum: number): NetworkSource => ({
+      name,
+      confDir,
+      maxConfNum: maxConfNum || 1,
+      current: Networks.fromLists(cni, [], { confDir }),
+      errors: [],
+      signature: '',
+      loadedAt: undefined,
+      watchers: [],
+      timer: undefined,
+    });
+    this.sources.set(DEFAULT_SOURCE, mk(DEFAULT_SOURCE, cfg.cni.confDir, cfg.cni.maxConfNum));
+    for (const [handler, h] of Object.entries(cfg.runtimes)) {
+      if (h.cniConfDir) this.sources.set(handler, mk(handler, h.cniConfDir, h.cniMaxConfNum ?? cfg.cni.maxConfNum));
+    }
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([...this.sources.values()].map((s) => this.reload(s)));
+    for (const s of this.sources.values()) this.watch(s);
+    this.pollTimer = setInterval(() => {
+      for (const s of this.sources.values()) void this.reloadIfChanged(s);
+    }, this.pollMs);
+    this.pollTimer.unref();
+  }
+
+  stop(): void {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    for (const s of this.sources.values()) {
+      s.watchers.forEach((w) => w.close());
+      s.watchers = [];
+      if (s.timer) clearTimeout(s.timer);
+    }
+  }
+
+  /** The handlers a pod may ask for: the default one, and every [runtimes.<name>]. */
+  declaredHandlers(): string[] {
+    return [...new Set([this.cfg.defaultRuntimeHandler, ...Object.keys(this.cfg.runtimes)])].sort();
+  }
+
+  /** The networks for a runtime handler: its own conf dir if it has one, else the default. */
+  forHandler(handler: string): Networks {
+    if (handler !== '' && handler !== this.cfg.defaultRuntimeHandler && !(handler in this.cfg.runtimes)) {
+      throw invalidArgument(`runtime handler "${handler}" is not declared; declared handlers: ${this.declaredHandlers().join(', ')}`);
+    }
+    return (this.sources.get(handler) ?? this.sources.get(DEFAULT_SOURCE)!).current;
+  }
+
+  /** Every conf dir's networks, for GC and recovery. */
+  allNetworks(): Networks[] {
+    return [...this.sources.values()].map((s) => s.current);
+  }
+
+  /** A network of any loaded source, by name. */
+  findNetwork(name: string): NetworkConfigList | undefined {
+    for (const s of this.sources.values()) {
+      const n = s.current.networks.find((l) => l.name === name);
+      if (n) return n;
+    }
+    return undefined;
+  }
+
+  status(name = DEFAULT_SOURCE): NetworkStatus {
+    const s = this.sources.get(name) ?? this.sources.get(DEFAULT_SOURCE)!;
+    if (s.current.ready()) {
+      const names = s.current.networks.map((l) => l.name).join(', ');
+      const broken = s.errors.length ? `; ignored: ${s.errors.map((e) => `${e.file}: ${e.reason}`).join('; ')}` : '';
+      return { ready: true, message: `networks [${names}] loaded from ${s.confDir}${broken}` };
+    }
+    if (s.errors.length === 0) return { ready: false, message: `cni plugin not initialized: no network config found in ${s.confDir}` };
+    return {
+      ready: false,
+      message: `cni plugin not initialized: no valid network config in ${s.confDir}: ${s.errors.map((e) => `${e.file}: ${e.reason}`).join('; ')}`,
+    };
+  }
+
+  /** What `crictl info` shows: per source, the loaded networks and the load errors. */
+  info(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const s of this.sources.values()) {
+      out[s.name] = {
+        confDir: s.confDir,
+        maxConfNum: s.maxConfNum,
+        loadedAt: s.loadedAt?.toISOString() ?? null,
+        status: this.status(s.name).message,
+        networks: s.current.attachments.map((a) => ({
+          ifName: a.ifName,
+          name: a.list.name,
+          cniVersion: a.list.cniVersion,
+          source: a.list.source ?? null,
+          plugins: a.list.plugins.map((p) => p.raw),
+        })),
+        errors: s.errors,
+      };
+    }
+    return out;
+  }
+
+  /** Forces a reload of every source now (tests, UpdateRuntimeConfig after writing a template). */
+  async reloadAll(): Promise<void> {
+    await Promise.all([...this.sources.values()].map((s) => this.reload(s)));
+  }
+
+  private watch(s: NetworkSource): void {
+    const kick = (): void => {
+      if (s.timer) clearTimeout(s.timer);
+      s.timer = setTimeout(() => void this.reloadIfChanged(s), 50);
+      s.timer.unref();
+    };
+    for (const dir of [s.confDir, dirname(s.confDir)]) {
+      try {
+        const w = watch(dir, { persistent: false }, kick);
+        w.on('error', () => w.close());
+        s.watchers.push(w);
+      } catch {
+        // The dir may not exist yet; the poll covers it until it does.
+      }
+    }
+  }
+
+  private async reloadIfChanged(s: NetworkSource): Promise<void> {
+    const sig = await dirSignature(s.confDir);
+    if (sig === s.signature) return;
+    const watchedGone = s.signature === 'missing' || sig === 'missing';
+    await this.reload(s);
+    if (watchedGone) {
+      // The dir itself came or went: its old inode's watch is dead, watch the new one.
+      s.watchers.forEach((w) => w.close());
+      s.watchers = [];
+      this.watch(s);
+    }
+  }
+
+  private reload(s: NetworkSource): Promise<void> {
+    // One reload per source at a time; a change during a reload is picked up by the next poll.
+    const running = this.reloading.get(s.name);
+    if (running) return running;
+    const p = this.doReload(s).finally(() => this.reloading.delete(s.name));
+    this.reloading.set(s.name, p);
+    return p;
+  }
+
+  private async doReload(s: NetworkSource): Promise<void> {
+    const signature = await dirSignature(s.confDir);
+    const { lists, errors } = await loadConfDir(s.confDir);
+    const usable: NetworkConfigList[] = [];
+    for (const list of lists) {
+      try {
+        // A list whose binaries are missing would fail every pod: treat it as a broken config.
+        for (const p of list.plugins) await this.cni.getPluginPath(p.type);
+        usable.push(list);
+      } catch (err) {
+        errors.push({ file: list.source ?? list.name, reason: errorMessage(err) });
+      }
+    }
+    s.signature = signature;
+    s.errors = errors;
+    if (usable.length === 0 && errors.length > 0 && s.current.ready()) {
+      // A broken edit: keep serving the last good networks, and say why in Status.
+      this.log.warn({ confDir: s.confDir, errors }, 'network config reload failed; keeping the last good config');
+      return;
+    }
+    s.current = Networks.fromLists(this.cni, usable.slice(0, s.maxConfNum), { confDir: s.confDir }, errors);
+    s.loadedAt = new Date();
+    this.log.info({ confDir: s.confDir, networks: usable.map((l) => l.name), errors }, 'network config loaded');
+  }
+}

@@ -1,0 +1,183 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, lstat, mkdir, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { RuntimeServiceService } from '../gen/runtime/v1/api.js';
+import { CRIError, toCRIError, unimplemented } from './errors.js';
+import type { RuntimeInfoService } from './runtime-service.js';
+import type { CallContext, SandboxService } from './sandbox-service.js';
+
+export interface RPCObserver {
+  (rpc: string, durationMs: number, code: status): void;
+}
+
+/** What podnetd serves; everything else in RuntimeService answers UNIMPLEMENTED. */
+export interface Services {
+  sandboxes: SandboxService;
+  runtime: RuntimeInfoService;
+  observe?: RPCObserver;
+}
+
+const UNIMPLEMENTED_MESSAGE = 'podnet serves pod sandbox networking only; container, exec, stats and image RPCs belong to the container runtime';
+
+function statusName(code: status): string {
+  return status[code] ?? String(code);
+}
+
+/** Fields worth a log line, pulled from whatever request shape the RPC has. */
+function requestFields(req: unknown): Record<string, unknown> {
+  if (typeof req !== 'object' || req === null) return {};
+  const r = req as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  if (typeof r['podSandboxId'] === 'string' && r['podSandboxId']) out['sandbox'] = r['podSandboxId'];
+  if (typeof r['runtimeHandler'] === 'string') out['handler'] = r['runtimeHandler'];
+  const config = r['config'] as { metadata?: { name?: string; namespace?: string } } | undefined;
+  if (config?.metadata) out['pod'] = `${config.metadata.namespace ?? ''}/${config.metadata.name ?? ''}`;
+  return out;
+}
+
+type Handler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res> | Res;
+
+/**
+ * Wraps one RPC: a request id, an AbortSignal that fires when the client cancels or its deadline
+ * passes, one log line with outcome and duration, and errors mapped to gRPC statuses.
+ */
+function unary<Req, Res>(name: string, log: Logger, observe: RPCObserver | undefined, fn: Handler<Req, Res>) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    const started = performance.now();
+    const requestId = randomBytes(6).toString('hex');
+    const ac = new AbortController();
+    call.on('cancelled', () => ac.abort(new Error('the client canceled the request')));
+    const deadline = call.getDeadline();
+    const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : typeof deadline === 'number' && Number.isFinite(deadline) ? deadline - Date.now() : Infinity;
+    const timer = Number.isFinite(ms) ? setTimeout(() => ac.abort(new Error('the client deadline passed')), Math.max(0, ms)) : undefined;
+    const fields = { rpc: name, requestId, ...requestFields(call.request) };
+    Promise.resolve()
+      .then(() => fn(call.request, { signal: ac.signal }))
+      .then(
+        (res) => {
+          const durationMs = performance.now() - started;
+          const extra = name === 'RunPodSandbox' ? { sandbox: (res as { podSandboxId?: string }).podSandboxId } : {};
+          log.info({ ...fields, ...extra, durationMs: Math.round(durationMs * 1000) / 1000, outcome: 'OK' }, name);
+          observe?.(name, durationMs, status.OK);
+          callback(null, res);
+        },
+        (err: unknown) => {
+          const e = toCRIError(err);
+          const durationMs = performance.now() - started;
+          const level = e.code === status.INTERNAL || e.code === status.UNKNOWN ? 'error' : 'warn';
+          log[level]({ ...fields, durationMs: Math.round(durationMs * 1000) / 1000, outcome: statusName(e.code), err: e.message }, name);
+          observe?.(name, durationMs, e.code);
+          const se: Partial<ServiceError> = { code: e.code, details: e.message, message: e.message };
+          callback(se as ServiceError, null);
+        },
+      )
+      .finally(() => timer && clearTimeout(timer));
+  };
+}
+
+/** The RuntimeService implementation object for grpc-js. */
+export function buildRuntimeService(s: Services, log: Logger): UntypedServiceImplementation {
+  const u = <Req, Res>(name: string, fn: Handler<Req, Res>) => unary(name, log, s.observe, fn);
+  const impl: UntypedServiceImplementation = {};
+  for (const [key, def] of Object.entries(RuntimeServiceService)) {
+    const rpc = def.path.slice(def.path.lastIndexOf('/') + 1);
+    impl[key] = def.responseStream
+      ? (call: ServerWritableStream<unknown, unknown>) => {
+          call.emit('error', { code: status.UNIMPLEMENTED, details: `${rpc}: ${UNIMPLEMENTED_MESSAGE}` });
+        }
+      : u(rpc, () => {
+          throw unimplemented(`${rpc}: ${UNIMPLEMENTED_MESSAGE}`);
+        });
+  }
+  Object.assign(impl, {
+    version: u('Version', () => s.runtime.version()),
+    status: u('Status', (req: Parameters<RuntimeInfoService['status']>[0]) => s.runtime.status(req)),
+    updateRuntimeConfig: u('UpdateRuntimeConfig', async (req: Parameters<RuntimeInfoService['updateRuntimeConfig']>[0]) => {
+      await s.runtime.updateRuntimeConfig(req);
+      return {};
+    }),
+    runtimeConfig: u('RuntimeConfig', () => s.runtime.runtimeConfig()),
+    runPodSandbox: u('RunPodSandbox', (req: Parameters<SandboxService['runPodSandbox']>[0], ctx) => s.sandboxes.runPodSandbox(req, ctx)),
+    stopPodSandbox: u('StopPodSandbox', async (req: Parameters<SandboxService['stopPodSandbox']>[0], ctx) => {
+      await s.sandboxes.stopPodSandbox(req, ctx);
+      return {};
+    }),
+    removePodSandbox: u('RemovePodSandbox', async (req: Parameters<SandboxService['removePodSandbox']>[0], ctx) => {
+      await s.sandboxes.removePodSandbox(req, ctx);
+      return {};
+    }),
+    podSandboxStatus: u('PodSandboxStatus', (req: Parameters<SandboxService['podSandboxStatus']>[0], ctx) => s.sandboxes.podSandboxStatus(req, ctx)),
+    listPodSandbox: u('ListPodSandbox', (req: Parameters<SandboxService['listPodSandbox']>[0]) => s.sandboxes.listPodSandbox(req)),
+  });
+  return impl;
+}
+
+export class SocketInUseError extends Error {}
+
+/** Is a daemon answering on this socket? A refused or missing socket means no. */
+function socketAlive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Makes the socket path ours: parent dir created, a stale socket from a dead daemon removed, a
+ * live one (or a file that is not a socket) refused.
+ */
+export async function prepareSocket(path: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  let st;
+  try {
+    st = await lstat(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new SocketInUseError(`${path} exists and is not a socket; refusing to replace it`);
+  if (await socketAlive(path)) throw new SocketInUseError(`another daemon is already serving on ${path}`);
+  await rm(path, { force: true });
+}
+
+export class CRIServer {
+  private readonly server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+
+  constructor(services: Services, log: Logger) {
+    this.server.addService(RuntimeServiceService, buildRuntimeService(services, log));
+  }
+
+  async listen(socketPath: string): Promise<void> {
+    await prepareSocket(socketPath);
+    await new Promise<void>((resolve, reject) => {
+      this.server.bindAsync(`unix://${socketPath}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+    });
+    await chmod(socketPath, 0o660);
+  }
+
+  /** Stops accepting, lets in-flight RPCs finish, then resolves. */
+  shutdown(): Promise<void> {
+    return new Promise((resolve) => this.server.tryShutdown(() => resolve()));
+  }
+
+  forceShutdown(): void {
+    this.server.forceShutdown();
+  }
+}
+
+export { CRIError };

@@ -1,0 +1,215 @@
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../cni/cache.js';
+
+/**
+ * Where a sandbox is in its life. `creating` and `stopping` are written before the network work
+ * starts, so a crash in the middle leaves a record that says what to finish.
+ */
+export type SandboxPhase = 'creating' | 'ready' | 'stopping' | 'notready';
+
+export interface PodMetadata {
+  name: string;
+  namespace: string;
+  uid: string;
+  attempt: number;
+}
+
+/** One network the sandbox joined (or was joining), with the config bytes it was added with. */
+export interface AttachmentRecord {
+  network: string;
+  ifName: string;
+  /** base64 of the network config list bytes: DEL runs from these, never from the current file. */
+  config: string;
+  /** Per-attachment timeout, when the attachment asked for one. */
+  timeoutMs?: number;
+  /** Extra capability args for this attachment only (Multus-style requests). */
+  capabilityArgs?: Record<string, unknown>;
+  /** Extra CNI_ARGS for this attachment only. */
+  cniArgs?: Array<[string, string]>;
+  /** The attachment's name as the user wrote it (namespace/name), for network-status. */
+  ref?: string;
+  defaultRoute?: boolean;
+}
+
+export interface IPRecord {
+  ip: string;
+  ifName: string;
+}
+
+export interface PluginTiming {
+  network: string;
+  plugin: string;
+  verb: string;
+  ms: number;
+  error?: string;
+}
+
+export interface SandboxRecord {
+  id: string;
+  phase: SandboxPhase;
+  metadata: PodMetadata;
+  /** The PodSandboxConfig as JSON (proto field names in camelCase). */
+  config: Record<string, unknown>;
+  runtimeHandler: string;
+  /** Nanoseconds since the epoch, as the CRI reports created_at (a decimal string: JSON has no int64). */
+  createdAt: string;
+  hostNetwork: boolean;
+  netnsPath: string;
+  attachments: AttachmentRecord[];
+  /** CNI_ARGS and capability args every attachment got, kept for DEL. */
+  cniArgs: Array<[string, string]>;
+  capabilityArgs: Record<string, unknown>;
+  /** Primary first. */
+  ips: IPRecord[];
+  /** Per-attachment results in current CNI form, for verbose status. */
+  results: Array<{ network: string; ifName: string; result: unknown }>;
+  timings: PluginTiming[];
+  /** The last teardown failure; the next Stop/Remove retries. */
+  lastError?: string;
+  version: 1;
+}
+
+export class StoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+const ID_RE = /^[0-9a-f]{64}$/;
+
+/**
+ * The sandbox records: one JSON file per sandbox, each written atomically (temp, fsync, rename,
+ * dir fsync), and an in-memory index for lookups.
+ */
+export class SandboxStore {
+  private readonly dir: string;
+  private readonly byId = new Map<string, SandboxRecord>();
+
+  constructor(stateDir: string) {
+    this.dir = join(stateDir, 'sandboxes');
+  }
+
+  /** Reads every record; unreadable files are returned by name so the caller can report them. */
+  async load(): Promise<{ records: SandboxRecord[]; corrupt: string[] }> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const corrupt: string[] = [];
+    const names = await readdir(this.dir);
+    await Promise.all(
+      names.map(async (name) => {
+        const file = join(this.dir, name);
+        if (name.includes('.tmp-')) {
+          // A write that never got renamed: the crash happened before the record existed.
+          await rm(file, { force: true });
+          return;
+        }
+        if (!name.endsWith('.json') || !ID_RE.test(name.slice(0, -5))) return;
+        try {
+          const rec = JSON.parse(await readFile(file, 'utf8')) as SandboxRecord;
+          if (rec.id !== name.slice(0, -5)) throw new Error('id mismatch');
+          this.byId.set(rec.id, rec);
+        } catch {
+          corrupt.push(file);
+        }
+      }),
+    );
+    return { records: [...this.byId.values()], corrupt };
+  }
+
+  async put(rec: SandboxRecord): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    try {
+      await writeFileAtomic(join(this.dir, `${rec.id}.json`), Buffer.from(JSON.stringify(rec)));
+    } catch (err) {
+      throw new StoreError(`failed to write sandbox record ${rec.id}: ${(err as Error).message}`);
+    }
+    this.byId.set(rec.id, rec);
+  }
+
+  async delete(id: string): Promise<void> {
+    try {
+      await rm(join(this.dir, `${id}.json`), { force: true });
+    } catch (err) {
+      throw new StoreError(`failed to delete sandbox record ${id}: ${(err as Error).message}`);
+    }
+    this.byId.delete(id);
+  }
+
+  get(id: string): SandboxRecord | undefined {
+    return this.byId.get(id);
+  }
+
+  all(): SandboxRecord[] {
+    return [...this.byId.values()];
+  }
+
+  /** Full id or a unique prefix of one; undefined when none matches, an error when several do. */
+  resolve(idOrPrefix: string): SandboxRecord | undefined {
+    const exact = this.byId.get(idOrPrefix);
+    if (exact) return exact;
+    if (!idOrPrefix) return undefined;
+    let found: SandboxRecord | undefined;
+    for (const [id, rec] of this.byId) {
+      if (!id.startsWith(idOrPrefix)) continue;
+      if (found) throw new StoreError(`sandbox id prefix "${idOrPrefix}" is ambiguous`);
+      found = rec;
+    }
+    return found;
+  }
+
+  /** A live sandbox (not notready) of the same pod attempt. */
+  findLive(m: PodMetadata): SandboxRecord | undefined {
+    for (const rec of this.byId.values()) {
+      const o = rec.metadata;
+      if (rec.phase !== 'notready' && o.name === m.name && o.namespace === m.namespace && o.uid === m.uid && o.attempt === m.attempt) return rec;
+    }
+    return undefined;
+  }
+}
+
+/**
+ * The namespaces we made, by file name, kept apart from the records: another runtime (containerd)
+ * names its namespaces cni-<uuid> in the same dir, and we must never remove one of those.
+ */
+export class NetnsLedger {
+  private readonly dir: string;
+
+  constructor(stateDir: string) {
+    this.dir = join(stateDir, 'netns');
+  }
+
+  private file(nsPath: string): string {
+    const name = nsPath.slice(nsPath.lastIndexOf('/') + 1);
+    if (!/^cni-[0-9a-f-]{36}$/.test(name)) throw new StoreError(`not a namespace name of ours: ${name}`);
+    return join(this.dir, name);
+  }
+
+  async add(nsPath: string): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(this.file(nsPath), Buffer.from(nsPath));
+  }
+
+  async remove(nsPath: string): Promise<void> {
+    await rm(this.file(nsPath), { force: true });
+  }
+
+  async list(): Promise<string[]> {
+    try {
+      const names = await readdir(this.dir);
+      const out: string[] = [];
+      for (const n of names) {
+        if (n.includes('.tmp-')) continue;
+        try {
+          out.push((await readFile(join(this.dir, n), 'utf8')).trim());
+        } catch {
+          // vanished between readdir and read
+        }
+      }
+      return out;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+  }
+}

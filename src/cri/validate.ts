@@ -1,0 +1,131 @@
+import { isIP } from 'node:net';
+import { NamespaceMode, Protocol, type PodSandboxConfig, type PortMapping as CRIPortMapping } from '../gen/runtime/v1/api.js';
+import type { BandWidth, PortMapping } from '../cni/networks.js';
+import { invalidArgument } from './errors.js';
+import { MAX_BANDWIDTH, MIN_BANDWIDTH, parseQuantity } from './quantity.js';
+import type { PodMetadata } from './store.js';
+
+export const INGRESS_BANDWIDTH = 'kubernetes.io/ingress-bandwidth';
+export const EGRESS_BANDWIDTH = 'kubernetes.io/egress-bandwidth';
+
+// Sizes are bounded so a client cannot make us hand a plugin megabytes of env or stdin.
+const MAX_NAME = 253;
+const MAX_UID = 128;
+const MAX_MAP_BYTES = 256 * 1024;
+const MAX_PORT_MAPPINGS = 1024;
+const MAX_DNS_ENTRIES = 64;
+const MAX_PATH = 4096;
+/** What can't appear in a value that becomes part of CNI_ARGS ("K=V;K=V"). */
+const CNI_ARGS_UNSAFE = /[;=\0\r\n]/;
+
+function checkArgValue(field: string, value: string, max: number): void {
+  if (value === '') throw invalidArgument(`${field} is required`);
+  if (value.length > max) throw invalidArgument(`${field} is longer than ${max} characters`);
+  if (CNI_ARGS_UNSAFE.test(value)) throw invalidArgument(`${field} "${JSON.stringify(value).slice(1, -1)}" must not contain ";", "=", NUL or a line break`);
+}
+
+function checkMap(field: string, m: Record<string, string>): void {
+  let bytes = 0;
+  for (const [k, v] of Object.entries(m)) {
+    if (k === '') throw invalidArgument(`${field} has an empty key`);
+    if (k.includes('\0') || v.includes('\0')) throw invalidArgument(`${field} key "${k}" holds a NUL byte`);
+    bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
+  }
+  if (bytes > MAX_MAP_BYTES) throw invalidArgument(`${field} are larger than ${MAX_MAP_BYTES} bytes`);
+}
+
+export function validateMetadata(config: PodSandboxConfig | undefined): PodMetadata {
+  if (!config) throw invalidArgument('config is required');
+  const m = config.metadata;
+  if (!m) throw invalidArgument('config.metadata is required');
+  checkArgValue('config.metadata.name', m.name, MAX_NAME);
+  checkArgValue('config.metadata.namespace', m.namespace, MAX_NAME);
+  checkArgValue('config.metadata.uid', m.uid, MAX_UID);
+  if (m.attempt < 0) throw invalidArgument('config.metadata.attempt must not be negative');
+  return { name: m.name, namespace: m.namespace, uid: m.uid, attempt: m.attempt };
+}
+
+const PROTOCOL_NAMES: Record<number, string> = { [Protocol.TCP]: 'tcp', [Protocol.UDP]: 'udp', [Protocol.SCTP]: 'sctp' };
+
+/** portMappings capability: only mappings with a host port, protocol lower-case, as the kubelet/containerd send them. */
+export function toPortMappings(mappings: CRIPortMapping[]): PortMapping[] {
+  if (mappings.length > MAX_PORT_MAPPINGS) throw invalidArgument(`config.port_mappings has more than ${MAX_PORT_MAPPINGS} entries`);
+  const out: PortMapping[] = [];
+  mappings.forEach((p, i) => {
+    const f = `config.port_mappings[${i}]`;
+    const protocol = PROTOCOL_NAMES[p.protocol];
+    if (!protocol) throw invalidArgument(`${f}.protocol ${p.protocol} is not a known protocol (TCP=0, UDP=1, SCTP=2)`);
+    if (!Number.isInteger(p.containerPort) || p.containerPort < 1 || p.containerPort > 65535) {
+      throw invalidArgument(`${f}.container_port ${p.containerPort} is out of range 1-65535`);
+    }
+    if (!Number.isInteger(p.hostPort) || p.hostPort < 0 || p.hostPort > 65535) {
+      throw invalidArgument(`${f}.host_port ${p.hostPort} is out of range 1-65535`);
+    }
+    if (p.hostIp !== '' && isIP(p.hostIp) === 0) throw invalidArgument(`${f}.host_ip "${p.hostIp}" is not an IP address`);
+    if (p.hostPort === 0) return;
+    out.push({ hostPort: p.hostPort, containerPort: p.containerPort, protocol, ...(p.hostIp ? { hostIP: p.hostIp } : {}) });
+  });
+  return out;
+}
+
+function bandwidthValue(annotations: Record<string, string>, key: string): number | undefined {
+  const raw = annotations[key];
+  if (raw === undefined) return undefined;
+  const v = parseQuantity(raw);
+  if (v === undefined) throw invalidArgument(`annotation ${key}: "${raw}" is not a resource quantity (e.g. 10M, 1G)`);
+  if (v < MIN_BANDWIDTH) throw invalidArgument(`annotation ${key}: "${raw}" is unreasonably small (< 1kbit)`);
+  if (v > MAX_BANDWIDTH) throw invalidArgument(`annotation ${key}: "${raw}" is unreasonably large (> 1Pbit)`);
+  return v;
+}
+
+/**
+ * The bandwidth capability from the pod annotations. The CRI has no burst, so the burst is set
+ * as large as the bandwidth plugin accepts (as containerd does), which makes the rate the limit.
+ */
+export function toBandwidth(annotations: Record<string, string>): BandWidth | undefined {
+  const ingress = bandwidthValue(annotations, INGRESS_BANDWIDTH);
+  const egress = bandwidthValue(annotations, EGRESS_BANDWIDTH);
+  if (ingress === undefined && egress === undefined) return undefined;
+  const burst = 2 ** 32 - 1;
+  return {
+    ...(ingress !== undefined ? { ingressRate: ingress, ingressBurst: burst } : {}),
+    ...(egress !== undefined ? { egressRate: egress, egressBurst: burst } : {}),
+  };
+}
+
+export interface ValidatedPod {
+  metadata: PodMetadata;
+  hostNetwork: boolean;
+  portMappings: PortMapping[];
+  bandwidth: BandWidth | undefined;
+  dns: { servers: string[]; searches: string[]; options: string[] } | undefined;
+  cgroupParent: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+/** Everything a RunPodSandbox request carries that reaches a plugin, checked before anything is created. */
+export function validatePodConfig(config: PodSandboxConfig | undefined): ValidatedPod {
+  const metadata = validateMetadata(config);
+  const c = config!;
+  checkMap('config.labels', c.labels);
+  checkMap('config.annotations', c.annotations);
+  const portMappings = toPortMappings(c.portMappings);
+  const bandwidth = toBandwidth(c.annotations);
+  let dns: ValidatedPod['dns'];
+  if (c.dnsConfig) {
+    const { servers, searches, options } = c.dnsConfig;
+    if (servers.length + searches.length + options.length > MAX_DNS_ENTRIES) throw invalidArgument(`config.dns_config has more than ${MAX_DNS_ENTRIES} entries`);
+    servers.forEach((s, i) => {
+      if (isIP(s) === 0) throw invalidArgument(`config.dns_config.servers[${i}] "${s}" is not an IP address`);
+    });
+    for (const [i, v] of [...searches, ...options].entries()) {
+      if (/[\0\r\n]/.test(v) || v.length > MAX_NAME) throw invalidArgument(`config.dns_config entry ${i} "${v}" is not a valid search domain or option`);
+    }
+    if (servers.length || searches.length || options.length) dns = { servers, searches, options };
+  }
+  const cgroupParent = c.linux?.cgroupParent ?? '';
+  if (cgroupParent.length > MAX_PATH || /[\0\r\n]/.test(cgroupParent)) throw invalidArgument('config.linux.cgroup_parent is not a valid cgroup path');
+  const hostNetwork = c.linux?.securityContext?.namespaceOptions?.network === NamespaceMode.NODE;
+  return { metadata, hostNetwork, portMappings, bandwidth, dns, cgroupParent, labels: c.labels, annotations: c.annotations };
+}
