@@ -3,6 +3,9 @@ import { CNIConfig, type PluginExecEvent } from '../cni/cni.js';
 import { RawExec, type PluginExec } from '../cni/exec.js';
 import { NetnsManager } from '../netns/netns.js';
 import type { DaemonConfig } from './config.js';
+import { writeFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { collectGarbage, type GCReport } from './gc.js';
 import { NetworkManager } from './network-manager.js';
 import { RuntimeInfoService } from './runtime-service.js';
 import { SandboxService, type Clock } from './sandbox-service.js';
@@ -23,6 +26,8 @@ export interface Daemon {
   networks: NetworkManager;
   runtime: RuntimeInfoService;
   cni: CNIConfig;
+  /** CNI GC now, with no ADD/DEL in flight. */
+  gc(): Promise<GCReport>;
   /** Stops accepting, finishes in-flight RPCs, stops watchers. */
   stop(): Promise<void>;
 }
@@ -59,15 +64,35 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
   await server.listen(cfg.socket);
   log.info({ socket: cfg.socket }, 'podnetd serving');
   const svc = sandboxes;
+  const gcLog = log.child({ component: 'gc' });
+  let gcRunning: Promise<GCReport> | undefined;
+  const gc = (): Promise<GCReport> => {
+    gcRunning ??= svc.exclusively(() => collectGarbage(cni, networks, svc, gcLog)).finally(() => (gcRunning = undefined));
+    return gcRunning;
+  };
+  const runGC = (): void => void gc().catch((err: Error) => gcLog.error({ err: err.message }, 'cni garbage collection failed'));
+  // On start (after serving begins: GC must not delay readiness), then every gc_interval.
+  setImmediate(runGC);
+  const gcTimer = cfg.gcIntervalMs > 0 ? setInterval(runGC, cfg.gcIntervalMs) : undefined;
+  gcTimer?.unref();
+  // `podnet gc` signals the daemon whose pid is in the state dir.
+  const pidFile = join(cfg.stateDir, 'podnetd.pid');
+  await writeFile(pidFile, `${process.pid}\n`);
+  process.on('SIGUSR1', runGC);
   return {
     cfg,
     sandboxes: svc,
     networks,
     runtime,
     cni,
+    gc,
     async stop() {
+      if (gcTimer) clearInterval(gcTimer);
+      process.off('SIGUSR1', runGC);
       await server.shutdown();
       networks.stop();
+      await gcRunning?.catch(() => undefined);
+      await rm(pidFile, { force: true });
     },
   };
 }

@@ -36,3 +36,56 @@ export class Semaphore {
     }
   }
 }
+
+/**
+ * Many shared holders or one exclusive: ADD/DEL run shared, CNI GC exclusive, as the spec
+ * requires ("no add or delete in progress before gc; wait for gc before new add or delete").
+ * Waiting exclusives block new shared holders so GC cannot starve.
+ */
+export class SharedExclusiveLock {
+  private shared = 0;
+  private exclusiveHeld = false;
+  private readonly queue: Array<{ exclusive: boolean; go: () => void }> = [];
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      const next = this.queue[0]!;
+      if (next.exclusive) {
+        if (this.shared > 0 || this.exclusiveHeld) return;
+        this.exclusiveHeld = true;
+      } else {
+        if (this.exclusiveHeld) return;
+        this.shared++;
+      }
+      this.queue.shift();
+      next.go();
+    }
+  }
+
+  private acquire(exclusive: boolean): Promise<void> {
+    return new Promise((go) => {
+      this.queue.push({ exclusive, go });
+      this.pump();
+    });
+  }
+
+  async runShared<T>(fn: () => Promise<T>): Promise<T> {
+    await this.acquire(false);
+    try {
+      return await fn();
+    } finally {
+      this.shared--;
+      this.pump();
+    }
+  }
+
+  async runExclusive<T>(fn: () => Promise<T>): Promise<T> {
+    await this.acquire(true);
+    try {
+      return await fn();
+    } finally {
+      this.exclusiveHeld = false;
+      this.pump();
+    }
+  }
+}

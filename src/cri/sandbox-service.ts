@@ -22,7 +22,7 @@ import {
 import type { NetnsManager } from '../netns/netns.js';
 import type { DaemonConfig } from './config.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, toCRIError } from './errors.js';
-import { KeyedMutex, Semaphore } from './locks.js';
+import { KeyedMutex, Semaphore, SharedExclusiveLock } from './locks.js';
 import type { NetworkManager } from './network-manager.js';
 import { NetnsLedger, SandboxStore, StoreError, type AttachmentRecord, type IPRecord, type PluginTiming, type SandboxRecord } from './store.js';
 import { validatePodConfig, type ValidatedPod } from './validate.js';
@@ -90,6 +90,7 @@ export class SandboxService {
   private readonly clock: Clock;
   private readonly locks = new KeyedMutex();
   private readonly setupSlots: Semaphore;
+  private readonly gcLock = new SharedExclusiveLock();
   /** Plugin timings of operations in flight, by sandbox id. */
   private readonly timings = new Map<string, PluginTiming[]>();
 
@@ -137,7 +138,7 @@ export class SandboxService {
           await this.store.put(rec);
           return { podSandboxId: id };
         }
-        await this.setupSlots.run(() => this.createNetwork(rec, networks!, ctx));
+        await this.networkWork(() => this.createNetwork(rec, networks!, ctx));
         return { podSandboxId: id };
       });
     });
@@ -276,7 +277,7 @@ export class SandboxService {
   async stopPodSandbox(req: StopPodSandboxRequest, _ctx: CallContext): Promise<void> {
     const found = this.lookup(req.podSandboxId, false);
     if (!found) return;
-    await this.locks.run(found.id, () => this.setupSlots.run(() => this.stopLocked(found.id)));
+    await this.locks.run(found.id, () => this.networkWork(() => this.stopLocked(found.id)));
   }
 
   private async stopLocked(id: string): Promise<void> {
@@ -303,7 +304,7 @@ export class SandboxService {
     const found = this.lookup(req.podSandboxId, false);
     if (!found) return;
     await this.locks.run(found.id, async () => {
-      await this.setupSlots.run(() => this.stopLocked(found.id));
+      await this.networkWork(() => this.stopLocked(found.id));
       await this.store.delete(found.id);
     });
   }
@@ -384,6 +385,16 @@ export class SandboxService {
     return { items };
   }
 
+  /** ADD/DEL work: bounded by max_concurrent_setups, and never while CNI GC runs. */
+  private networkWork<T>(fn: () => Promise<T>): Promise<T> {
+    return this.setupSlots.run(() => this.gcLock.runShared(fn));
+  }
+
+  /** Runs fn with no ADD or DEL in flight (CNI GC). */
+  exclusively<T>(fn: () => Promise<T>): Promise<T> {
+    return this.gcLock.runExclusive(fn);
+  }
+
   // ---- restart recovery ---------------------------------------------------------------------
 
   /**
@@ -426,6 +437,12 @@ export class SandboxService {
     }
     for (const file of corrupt) this.log.error({ file }, 'unreadable sandbox record; left in place for inspection');
     return { finished, orphans, corrupt };
+  }
+
+  /** A sandbox of ours whose teardown finished: anything it still has in the CNI cache is a leak. */
+  isStaleOwned(id: string): boolean {
+    const rec = this.store.get(id);
+    return rec !== undefined && rec.phase === 'notready' && !rec.lastError;
   }
 
   /** Sandboxes whose attachments are still in use, for CNI GC. */

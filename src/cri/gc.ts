@@ -1,0 +1,62 @@
+import type { Logger } from 'pino';
+import type { CNIConfig } from '../cni/cni.js';
+import { confListFromBytes } from '../cni/config.js';
+import { errorMessage } from '../cni/errors.js';
+import { delAttachment } from '../cni/networks.js';
+import { runtimeConfFromCache } from '../cni/cni.js';
+import type { NetworkManager } from './network-manager.js';
+import type { SandboxService } from './sandbox-service.js';
+
+export interface GCReport {
+  /** Cache entries of ours that were DEL'ed and removed. */
+  staleAttachments: number;
+  /** Networks that got a CNI GC call (1.1.0 lists). */
+  networks: number;
+  errors: string[];
+}
+
+/**
+ * CNI garbage collection. The cache dir may be shared with another runtime (containerd uses
+ * /var/lib/cni too), so we only DEL entries that are provably ours and stale: their sandbox
+ * record exists and its teardown already succeeded. Everything else in the cache counts as a
+ * valid attachment when the plugins are asked to GC, so we never make a plugin forget another
+ * runtime's pods.
+ */
+export async function collectGarbage(cni: CNIConfig, networks: NetworkManager, sandboxes: SandboxService, log: Logger): Promise<GCReport> {
+  const report: GCReport = { staleAttachments: 0, networks: 0, errors: [] };
+  const live = new Set(sandboxes.validAttachments().map((a) => `${a.containerID}\0${a.ifname}`));
+  const entries = await cni.getCachedAttachments();
+  const valid: Array<{ containerID: string; ifname: string }> = [];
+  for (const e of entries) {
+    const key = `${e.containerID}\0${e.ifName}`;
+    if (!live.has(key) && sandboxes.isStaleOwned(e.containerID)) {
+      try {
+        const list = confListFromBytes(e.config, `cache:${e.networkName}`);
+        await delAttachment(cni, { list, ifName: e.ifName }, runtimeConfFromCache(e), AbortSignal.timeout(60_000));
+        report.staleAttachments++;
+      } catch (err) {
+        report.errors.push(`DEL of stale ${e.networkName}/${e.containerID}/${e.ifName}: ${errorMessage(err)}`);
+        valid.push({ containerID: e.containerID, ifname: e.ifName });
+      }
+    } else {
+      valid.push({ containerID: e.containerID, ifname: e.ifName });
+    }
+  }
+  for (const a of sandboxes.validAttachments()) if (!valid.some((v) => v.containerID === a.containerID && v.ifname === a.ifname)) valid.push(a);
+  const seen = new Set<string>();
+  for (const nets of networks.allNetworks()) {
+    for (const { list } of nets.attachments) {
+      if (seen.has(list.name)) continue;
+      seen.add(list.name);
+      if (list.disableGC || list.cniVersion !== '1.1.0') continue;
+      try {
+        await cni.gcNetworkList(list, { validAttachments: valid }, { signal: AbortSignal.timeout(60_000) });
+        report.networks++;
+      } catch (err) {
+        report.errors.push(`GC of network ${list.name}: ${errorMessage(err)}`);
+      }
+    }
+  }
+  log.info(report, 'cni garbage collection done');
+  return report;
+}
