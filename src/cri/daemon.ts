@@ -5,6 +5,7 @@ import { NetnsManager } from '../netns/netns.js';
 import type { DaemonConfig } from './config.js';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { NADStore } from './attachments.js';
 import { collectGarbage, type GCReport } from './gc.js';
 import { NetworkManager } from './network-manager.js';
 import { RuntimeInfoService } from './runtime-service.js';
@@ -53,6 +54,7 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
     ledger: new NetnsLedger(cfg.stateDir),
     netns,
     networks,
+    nads: new NADStore(cfg.attachmentsDir),
     log: log.child({ component: 'sandboxes' }),
     ...(deps.clock ? { clock: deps.clock } : {}),
   });

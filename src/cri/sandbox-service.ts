@@ -3,7 +3,9 @@ import { isIPv4 } from 'node:net';
 import type { Logger } from 'pino';
 import { confListFromBytes } from '../cni/config.js';
 import type { PluginExecEvent } from '../cni/cni.js';
-import { delAttachment, Networks, type Attachment, type NamespaceOptions, type SetupResult } from '../cni/networks.js';
+import { delAttachment, summarize, type Attachment, type Networks, type SetupResult } from '../cni/networks.js';
+import { toCurrent, type Result } from '../cni/result.js';
+import { execa } from 'execa';
 import type { RuntimeConf } from '../cni/runtime-conf.js';
 import {
   NamespaceMode,
@@ -24,6 +26,15 @@ import type { DaemonConfig } from './config.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, toCRIError } from './errors.js';
 import { KeyedMutex, Semaphore, SharedExclusiveLock } from './locks.js';
 import type { NetworkManager } from './network-manager.js';
+import {
+  DEFAULT_NETWORK_ANNOTATION,
+  NETWORKS_ANNOTATION,
+  parseDefaultNetwork,
+  parseNetworksAnnotation,
+  resolveAttachments,
+  resolveDefaultNetwork,
+  type NADStore,
+} from './attachments.js';
 import { NetnsLedger, SandboxStore, StoreError, type AttachmentRecord, type IPRecord, type PluginTiming, type SandboxRecord } from './store.js';
 import { validatePodConfig, type ValidatedPod } from './validate.js';
 
@@ -46,12 +57,39 @@ export interface SandboxServiceDeps {
   ledger: NetnsLedger;
   netns: NetnsManager;
   networks: NetworkManager;
+  nads: NADStore;
   log: Logger;
   clock?: Clock;
 }
 
 const POD_ANNOTATIONS_CAPABILITY = 'io.kubernetes.cri.pod-annotations';
 const DEFAULT_IFNAME = 'eth0';
+
+/** The network config list an attachment was recorded with (never the current file). */
+function attachmentList(rec: SandboxRecord, a: AttachmentRecord) {
+  return confListFromBytes(Buffer.from(a.config, 'base64'), `sandbox:${rec.id}/${a.ifName}`);
+}
+
+/** Multus's network-status list: every attachment but loopback, the cluster network marked default. */
+export function networkStatus(rec: SandboxRecord): Array<Record<string, unknown>> {
+  const movedDefault = rec.attachments.some((a) => a.defaultRoute);
+  return rec.results
+    .filter((r) => r.ifName !== 'lo')
+    .map((r) => {
+      const a = rec.attachments.find((x) => x.ifName === r.ifName);
+      const summary = summarize([{ network: r.network, ifName: r.ifName, result: r.result as Result }]);
+      const iface = summary.interfaces[r.ifName];
+      const dns = summary.dns[0];
+      return {
+        name: a?.ref ?? r.network,
+        interface: r.ifName,
+        ips: (iface?.ipConfigs ?? []).map((c) => c.ip),
+        ...(iface?.mac ? { mac: iface.mac } : {}),
+        default: movedDefault ? Boolean(a?.defaultRoute) : !a?.secondary,
+        ...(dns && Object.keys(dns).length ? { dns } : {}),
+      };
+    });
+}
 
 function newSandboxID(): string {
   return randomBytes(32).toString('hex');
@@ -86,6 +124,7 @@ export class SandboxService {
   private readonly ledger: NetnsLedger;
   private readonly netns: NetnsManager;
   private readonly networks: NetworkManager;
+  private readonly nads: NADStore;
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly locks = new KeyedMutex();
@@ -100,6 +139,7 @@ export class SandboxService {
     this.ledger = deps.ledger;
     this.netns = deps.netns;
     this.networks = deps.networks;
+    this.nads = deps.nads;
     this.log = deps.log;
     this.clock = deps.clock ?? systemClock;
     this.setupSlots = new Semaphore(deps.cfg.maxConcurrentSetups);
@@ -122,6 +162,7 @@ export class SandboxService {
     if (networks && !networks.ready()) {
       throw failedPrecondition(`network for runtime handler "${handler || this.cfg.defaultRuntimeHandler}" is not ready: ${this.networks.status(handler || undefined).message}`);
     }
+    const attachments = pod.hostNetwork ? [] : await this.resolvePodNetworks(pod, networks!);
     const podKey = `pod:${pod.metadata.namespace}/${pod.metadata.name}/${pod.metadata.uid}/${pod.metadata.attempt}`;
     return this.locks.run(podKey, async () => {
       // 2. One live sandbox per pod attempt.
@@ -131,20 +172,44 @@ export class SandboxService {
       }
       const id = newSandboxID();
       return this.locks.run(id, async () => {
-        const rec = this.newRecord(id, req.config!, pod, handler, networks);
+        const rec = this.newRecord(id, req.config!, pod, handler, attachments);
         if (pod.hostNetwork) {
           // 3a. The node's namespace: no netns, no CNI.
           rec.phase = 'ready';
           await this.store.put(rec);
           return { podSandboxId: id };
         }
-        await this.networkWork(() => this.createNetwork(rec, networks!, ctx));
+        await this.networkWork(() => this.createNetwork(rec, ctx));
         return { podSandboxId: id };
       });
     });
   }
 
-  private newRecord(id: string, config: PodSandboxConfig, pod: ValidatedPod, handler: string, networks: Networks | undefined): SandboxRecord {
+  /**
+   * Every network the pod joins, resolved before anything exists: loopback, the cluster network
+   * (or the default-network annotation's), then the networks annotation's attachments.
+   */
+  private async resolvePodNetworks(pod: ValidatedPod, networks: Networks): Promise<AttachmentRecord[]> {
+    const toRecord = (a: Attachment): AttachmentRecord => ({ network: a.list.name, ifName: a.ifName, config: a.list.bytes.toString('base64') });
+    const base = networks.attachments.map(toRecord);
+    const wanted = pod.annotations[NETWORKS_ANNOTATION];
+    const defaultNet = pod.annotations[DEFAULT_NETWORK_ANNOTATION];
+    if (wanted === undefined && defaultNet === undefined) return base;
+    const selections = wanted === undefined ? [] : parseNetworksAnnotation(wanted, pod.metadata.namespace);
+    const defaultSel = defaultNet === undefined ? undefined : parseDefaultNetwork(defaultNet, pod.metadata.namespace);
+    const { nads } = await this.nads.load();
+    const find = (name: string) => this.networks.findNetwork(name);
+    if (defaultSel) {
+      const list = resolveDefaultNetwork(defaultSel, nads, find);
+      const i = base.findIndex((a) => a.ifName === DEFAULT_IFNAME);
+      const replaced: AttachmentRecord = { network: list.name, ifName: DEFAULT_IFNAME, config: list.bytes.toString('base64'), ref: defaultSel.source };
+      if (i >= 0) base[i] = replaced;
+      else base.push(replaced);
+    }
+    return [...base, ...resolveAttachments(selections, nads, find, base.map((a) => a.ifName))];
+  }
+
+  private newRecord(id: string, config: PodSandboxConfig, pod: ValidatedPod, handler: string, attachments: AttachmentRecord[]): SandboxRecord {
     const labels: Record<string, string> = {
       K8S_POD_NAMESPACE: pod.metadata.namespace,
       K8S_POD_NAME: pod.metadata.name,
@@ -157,11 +222,6 @@ export class SandboxService {
     if (pod.dns) capabilityArgs['dns'] = pod.dns;
     if (pod.cgroupParent) capabilityArgs['cgroupPath'] = pod.cgroupParent;
     capabilityArgs[POD_ANNOTATIONS_CAPABILITY] = pod.annotations;
-    const attachments: AttachmentRecord[] = (networks?.attachments ?? []).map((a) => ({
-      network: a.list.name,
-      ifName: a.ifName,
-      config: a.list.bytes.toString('base64'),
-    }));
     return {
       id,
       phase: 'creating',
@@ -186,7 +246,7 @@ export class SandboxService {
    * `creating`, netns path, attachment configs) is on disk before the namespace exists, and the
    * namespace exists before any plugin runs, so a restart always knows what to undo.
    */
-  private async createNetwork(rec: SandboxRecord, networks: Networks, ctx: CallContext): Promise<void> {
+  private async createNetwork(rec: SandboxRecord, ctx: CallContext): Promise<void> {
     const log = this.log.child({ sandbox: rec.id, pod: `${rec.metadata.namespace}/${rec.metadata.name}` });
     try {
       await this.store.put(rec);
@@ -197,8 +257,7 @@ export class SandboxService {
     try {
       await this.ledger.add(rec.netnsPath);
       await this.netns.create(rec.netnsPath);
-      const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(this.cfg.cni.pluginTimeoutMs)]);
-      const result = await this.recordNetworks(rec, networks).setup(rec.id, rec.netnsPath, { ...this.namespaceOptions(rec), signal });
+      const result = await this.setupAttachments(rec, ctx.signal);
       rec.ips = selectPodIPs(result, this.cfg.cni.ipPref);
       rec.results = result.results;
       rec.phase = 'ready';
@@ -229,18 +288,55 @@ export class SandboxService {
     }
   }
 
-  private namespaceOptions(rec: SandboxRecord): NamespaceOptions {
-    const labels = Object.fromEntries(rec.cniArgs.filter(([k]) => k !== 'IgnoreUnknown'));
-    return { labels, capabilityArgs: rec.capabilityArgs, serial: this.cfg.cni.setupSerially };
+  /**
+   * ADD: loopback and the cluster network (in parallel unless setup_serially), then each extra
+   * attachment in order with its own timeout. A failure stops here; the caller DELs everything.
+   */
+  private async setupAttachments(rec: SandboxRecord, clientSignal: AbortSignal): Promise<SetupResult> {
+    const add = async (a: AttachmentRecord): Promise<{ network: string; ifName: string; result: Result }> => {
+      const signal = AbortSignal.any([clientSignal, AbortSignal.timeout(a.timeoutMs ?? this.cfg.cni.pluginTimeoutMs)]);
+      const r = await this.networks.cni.addNetworkList(attachmentList(rec, a), this.runtimeConf(rec, a, rec.netnsPath), { signal });
+      return { network: a.network, ifName: a.ifName, result: toCurrent(r) };
+    };
+    const primary = rec.attachments.filter((a) => !a.secondary);
+    const results: SetupResult['results'] = [];
+    if (this.cfg.cni.setupSerially) {
+      for (const a of primary) results.push(await add(a));
+    } else {
+      const settled = await Promise.allSettled(primary.map(add));
+      const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+      if (failed) throw failed.reason;
+      for (const x of settled) if (x.status === 'fulfilled') results.push(x.value);
+    }
+    for (const a of rec.attachments.filter((x) => x.secondary)) results.push(await add(a));
+    const summary = summarize(results);
+    for (const a of rec.attachments) if (a.defaultRoute) await this.moveDefaultRoute(rec, a, summary);
+    return summary;
   }
 
-  /** The networks exactly as the sandbox recorded them, whatever the conf dir holds now. */
-  private recordNetworks(rec: SandboxRecord, base?: Networks): Networks {
-    const attachments: Attachment[] = rec.attachments.map((a) => ({
-      list: confListFromBytes(Buffer.from(a.config, 'base64'), `sandbox:${rec.id}`),
-      ifName: a.ifName,
-    }));
-    return new Networks(this.networks.cni, attachments, base?.confDir ?? '');
+  /** Multus "default-route": the pod's default route goes via this attachment's gateway. */
+  private async moveDefaultRoute(rec: SandboxRecord, a: AttachmentRecord, summary: SetupResult): Promise<void> {
+    const iface = summary.interfaces[a.ifName];
+    const gateways = a.defaultRoute!.length > 0 ? a.defaultRoute! : (iface?.ipConfigs ?? []).flatMap((c) => (c.gateway ? [c.gateway] : []));
+    if (gateways.length === 0) throw invalidArgument(`network "${a.ref ?? a.network}": default-route requested but the attachment has no gateway`);
+    for (const gw of gateways) {
+      const family = isIPv4(gw) ? '-4' : '-6';
+      const r = await execa('nsenter', [`--net=${rec.netnsPath}`, 'ip', family, 'route', 'replace', 'default', 'via', gw, 'dev', a.ifName], { reject: false });
+      if (r.exitCode !== 0) throw new Error(`failed to move the default route to ${gw} on ${a.ifName}: ${String(r.stderr).trim()}`);
+    }
+  }
+
+  /**
+   * What an attachment's plugins get: the pod's CNI_ARGS plus its own, and capability args. The
+   * cluster network gets the pod's (port mappings, bandwidth, dns); an extra attachment only its
+   * own requests plus the pod annotations and cgroup path.
+   */
+  private runtimeConf(rec: SandboxRecord, a: AttachmentRecord, netNS: string): RuntimeConf {
+    const pod = rec.capabilityArgs;
+    const shared: Record<string, unknown> = {};
+    for (const k of [POD_ANNOTATIONS_CAPABILITY, 'cgroupPath']) if (pod[k] !== undefined) shared[k] = pod[k];
+    const capabilityArgs = a.secondary ? { ...shared, ...(a.capabilityArgs ?? {}) } : { ...pod, ...(a.capabilityArgs ?? {}) };
+    return { containerID: rec.id, netNS, ifName: a.ifName, args: [...rec.cniArgs, ...(a.cniArgs ?? [])], capabilityArgs };
   }
 
   /**
@@ -254,10 +350,10 @@ export class SandboxService {
     const errors: Error[] = [];
     this.timings.set(rec.id, rec.timings);
     try {
-      for (const a of this.recordNetworks(rec).attachments.slice().reverse()) {
-        const rt: RuntimeConf = { containerID: rec.id, netNS: nsExists ? rec.netnsPath : '', ifName: a.ifName, args: rec.cniArgs, capabilityArgs: rec.capabilityArgs };
+      for (const a of rec.attachments.slice().reverse()) {
         try {
-          await delAttachment(this.networks.cni, a, rt, signal);
+          const rt = this.runtimeConf(rec, a, nsExists ? rec.netnsPath : '');
+          await delAttachment(this.networks.cni, { list: attachmentList(rec, a), ifName: a.ifName }, rt, signal);
         } catch (err) {
           errors.push(err as Error);
         }
@@ -355,6 +451,7 @@ export class SandboxService {
       config: rec.config,
       attachments: rec.attachments.map((a) => ({ network: a.network, ifName: a.ifName })),
       cniResult: rec.results,
+      'network-status': networkStatus(rec),
       pluginTimings: rec.timings,
       ...(rec.lastError ? { lastError: rec.lastError } : {}),
     };

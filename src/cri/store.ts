@@ -27,9 +27,12 @@ export interface AttachmentRecord {
   capabilityArgs?: Record<string, unknown>;
   /** Extra CNI_ARGS for this attachment only. */
   cniArgs?: Array<[string, string]>;
+  /** An extra network from the networks annotation (not the cluster network or loopback). */
+  secondary?: boolean;
   /** The attachment's name as the user wrote it (namespace/name), for network-status. */
   ref?: string;
-  defaultRoute?: boolean;
+  /** Gateways to move the pod's default route to (Multus "default-route"). */
+  defaultRoute?: string[];
 }
 
 export interface IPRecord {

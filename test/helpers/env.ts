@@ -203,16 +203,13 @@ export function hostLocalIpam(subnet: Subnet, dataDir: string, extra: Record<str
   return { type: 'host-local', dataDir, ranges: [[{ subnet: subnet.subnet, gateway: subnet.gateway }]], ...extra };
 }
 
-const LOCK_DIR = join(tmpdir(), 'podnet-test-locks');
-
 /**
  * Runs fn holding a lock shared by every test process on this machine (a directory created with
  * mkdir, which is atomic). Used around host-global state such as portmap's top-level iptables
  * chains. A lock whose holder died is taken over.
  */
 export async function withHostLock<T>(name: string, fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
-  await mkdir(LOCK_DIR, { recursive: true });
-  const lock = join(LOCK_DIR, `${name}.lock`);
+  const lock = join(tmpdir(), `podnet-test-${name}.lock`);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -247,13 +244,14 @@ export async function natRulesMatching(text: string): Promise<string[]> {
 }
 
 /**
- * Removes portmap's top-level chains and the jumps to them, but only when they hold no rules
- * (nothing is forwarded through them any more). Call under withHostLock('iptables').
+ * Removes portmap's top-level chains and the jumps to them, but only when nothing is forwarded
+ * through them any more: no per-container chain and no rule in CNI-HOSTPORT-DNAT (the static mark
+ * and masquerade rules portmap puts in SETMARK/MASQ don't count). Call under withHostLock('iptables'),
+ * and only for chains that did not exist before the test file started.
  */
 export async function removeEmptyPortmapChains(): Promise<void> {
   const rules = await natRulesMatching('CNI-');
-  // Any -A inside one of the chains (or any per-container chain) means someone still uses them.
-  const inUse = rules.some((l) => /^-A CNI-/.test(l) || /^-N CNI-(?!HOSTPORT-)/.test(l));
+  const inUse = rules.some((l) => /^-N CNI-(?!HOSTPORT-)/.test(l) || l.startsWith('-A CNI-HOSTPORT-DNAT '));
   if (inUse) return;
   for (const l of rules) {
     const m = /^-A (PREROUTING|OUTPUT|POSTROUTING|INPUT|FORWARD) (.*-j CNI-HOSTPORT-\S+.*)$/.exec(l);
@@ -263,7 +261,9 @@ export async function removeEmptyPortmapChains(): Promise<void> {
     await shOk('iptables', ['-w', '-t', 'nat', '-D', m[1]!, ...args]);
   }
   for (const chain of PORTMAP_TOP_CHAINS) {
-    if (rules.includes(`-N ${chain}`)) await shOk('iptables', ['-w', '-t', 'nat', '-X', chain]);
+    if (!rules.includes(`-N ${chain}`)) continue;
+    await shOk('iptables', ['-w', '-t', 'nat', '-F', chain]);
+    await shOk('iptables', ['-w', '-t', 'nat', '-X', chain]);
   }
 }
 
