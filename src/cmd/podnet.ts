@@ -1,47 +1,177 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { CNIConfig } from '../cni/cni.js';
+import { loadConfDir } from '../cni/config.js';
+import { errorMessage } from '../cni/errors.js';
 import { podnetVersion } from '../cri/runtime-service.js';
+import { networkStatus } from '../cri/sandbox-service.js';
+import { SandboxStore, type SandboxRecord } from '../cri/store.js';
+import { cnitool } from './cnitool.js';
 
 const USAGE = `usage: podnet <command> [args]
 
-Commands:
-  version                     print the version
-  gc [--state-dir DIR]        ask the running podnetd to run CNI garbage collection now
-  help           this text`;
+cnitool-compatible (env: NETCONFPATH, CNI_PATH, CNI_IFNAME, CNI_ARGS, CAP_ARGS, CNI_CONTAINERID):
+  add <network> <netns>        ADD and print the result
+  del <network> <netns>        DEL
+  check <network> <netns>      CHECK
+  gc <network>                 CNI GC with no valid attachments (spec 1.1.0)
+  status <network>             CNI STATUS (spec 1.1.0)
+    --cache-dir DIR            result cache (default /var/lib/cni)
+
+Daemon state (--state-dir DIR, default /var/lib/podnet):
+  sandboxes [--json]           table of sandboxes
+  inspect <id>                 one sandbox: network status, results, plugin timings (JSON)
+  network-status <id>          the Multus network-status list of a sandbox (JSON)
+  gc                           ask the running podnetd to run CNI garbage collection now
+
+Configs:
+  validate [--conf-dir DIR]    load every config, run VERSION on each plugin, print a verdict
+    [--cni-bin-dir DIRS] [--json]
+
+  version                      print the version
+
+Exit status: 0 success, 1 the operation failed, 2 bad usage.`;
+
+const WELL_KNOWN_CAPABILITIES = new Set([
+  'portMappings', 'ipRanges', 'bandwidth', 'dns', 'ips', 'mac', 'infinibandGUID', 'deviceID', 'aliases', 'cgroupPath', 'io.kubernetes.cri.pod-annotations',
+]);
+
+class UsageError extends Error {}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+function age(createdAtNs: string): string {
+  const s = Math.max(0, Math.round((Date.now() - Number(BigInt(createdAtNs) / 1_000_000n)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  return `${Math.round(s / 3600)}h`;
+}
+
+async function findRecord(stateDir: string, id: string | undefined): Promise<SandboxRecord> {
+  if (!id) throw new UsageError('a sandbox id (or unique prefix) is required');
+  const matches = (await SandboxStore.readAll(stateDir)).filter((r) => r.id.startsWith(id));
+  if (matches.length === 0) throw new Error(`sandbox "${id}" not found in ${stateDir}`);
+  if (matches.length > 1) throw new Error(`sandbox id prefix "${id}" is ambiguous`);
+  return matches[0]!;
+}
+
+async function validate(confDir: string, binDirs: string[], json: boolean): Promise<{ out: string; ok: boolean }> {
+  const { lists, errors } = await loadConfDir(confDir);
+  const cni = new CNIConfig({ path: binDirs, cacheDir: '/nonexistent' });
+  const rows: Array<{ file: string; network: string; plugins: string; versions: string; verdict: string }> = [];
+  for (const e of errors) rows.push({ file: e.file, network: '-', plugins: '-', versions: '-', verdict: `error: ${e.reason}` });
+  for (const list of lists) {
+    const problems: string[] = [];
+    const versions: string[] = [];
+    for (const p of list.plugins) {
+      try {
+        const info = await cni.getVersionInfo(p.type, { signal: AbortSignal.timeout(10_000) });
+        versions.push(`${p.type}:${info.supportedVersions.at(-1) ?? '?'}`);
+        if (!info.supportedVersions.includes(list.cniVersion)) problems.push(`${p.type} does not speak ${list.cniVersion} (speaks ${info.supportedVersions.join(', ')})`);
+      } catch (err) {
+        problems.push(errorMessage(err));
+      }
+      for (const c of p.capabilities) if (!WELL_KNOWN_CAPABILITIES.has(c)) problems.push(`${p.type} declares unknown capability "${c}"`);
+    }
+    rows.push({
+      file: list.source ?? '-',
+      network: list.name,
+      plugins: list.plugins.map((p) => p.type).join(','),
+      versions: `${list.cniVersion} [${versions.join(' ')}]`,
+      verdict: problems.length ? `error: ${problems.join('; ')}` : 'ok',
+    });
+  }
+  const ok = rows.every((r) => r.verdict === 'ok') && rows.length > 0;
+  if (json) return { out: `${JSON.stringify(rows, null, 2)}\n`, ok };
+  if (rows.length === 0) return { out: `no network configs in ${confDir}\n`, ok: false };
+  return { out: table([['FILE', 'NETWORK', 'PLUGINS', 'VERSIONS', 'VERDICT'], ...rows.map((r) => [r.file, r.network, r.plugins, r.versions, r.verdict])]), ok };
+}
 
 async function main(argv: string[]): Promise<number> {
-  const [cmd] = argv;
+  const [cmd, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: {
+      'state-dir': { type: 'string', default: '/var/lib/podnet' },
+      'cache-dir': { type: 'string', default: '/var/lib/cni' },
+      'conf-dir': { type: 'string', default: '/etc/cni/net.d' },
+      'cni-bin-dir': { type: 'string', default: '/opt/cni/bin:/usr/lib/cni' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  const stateDir = values['state-dir'];
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   switch (cmd) {
     case 'version':
     case '--version':
       process.stdout.write(`podnet ${await podnetVersion()}\n`);
       return 0;
-    case 'gc': {
-      const { values } = parseArgs({ args: argv.slice(1), options: { 'state-dir': { type: 'string' } }, strict: true });
-      const pidFile = join(values['state-dir'] ?? '/var/lib/podnet', 'podnetd.pid');
-      let pid: number;
-      try {
-        pid = Number((await readFile(pidFile, 'utf8')).trim());
-        if (!Number.isInteger(pid) || pid <= 1) throw new Error(`bad pid in ${pidFile}`);
-        process.kill(pid, 'SIGUSR1');
-      } catch (err) {
-        process.stderr.write(`podnet gc: no running podnetd found (${(err as Error).message})\n`);
-        return 1;
-      }
-      process.stdout.write(`podnet gc: asked podnetd (pid ${pid}) to collect garbage; see its log for the report\n`);
+    case 'add':
+    case 'del':
+    case 'check':
+    case 'status':
+      process.stdout.write(await cnitool(cmd, positionals, process.env, values['cache-dir']));
       return 0;
+    case 'gc': {
+      if (positionals.length > 0) {
+        process.stdout.write(await cnitool('gc', positionals, process.env, values['cache-dir']));
+        return 0;
+      }
+      const pidFile = join(stateDir, 'podnetd.pid');
+      const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+      if (!Number.isInteger(pid) || pid <= 1) throw new Error(`no running podnetd found (no pid in ${pidFile})`);
+      process.kill(pid, 'SIGUSR1');
+      process.stdout.write(`asked podnetd (pid ${pid}) to collect garbage; its log has the report\n`);
+      return 0;
+    }
+    case 'sandboxes': {
+      const recs = await SandboxStore.readAll(stateDir);
+      if (values.json) {
+        process.stdout.write(`${JSON.stringify(recs.map((r) => ({ id: r.id, pod: r.metadata.name, namespace: r.metadata.namespace, handler: r.runtimeHandler, state: r.phase, ips: r.ips.map((i) => i.ip), createdAt: r.createdAt })), null, 2)}\n`);
+        return 0;
+      }
+      const rows = recs.map((r) => [r.id.slice(0, 13), r.metadata.name, r.metadata.namespace, r.runtimeHandler || '-', r.phase, r.ips.map((i) => i.ip).join(',') || '-', age(r.createdAt)]);
+      process.stdout.write(table([['ID', 'POD', 'NAMESPACE', 'HANDLER', 'STATE', 'IPS', 'AGE'], ...rows]));
+      return 0;
+    }
+    case 'inspect': {
+      const r = await findRecord(stateDir, positionals[0]);
+      process.stdout.write(`${JSON.stringify({ ...r, 'network-status': networkStatus(r) }, null, 2)}\n`);
+      return 0;
+    }
+    case 'network-status': {
+      const r = await findRecord(stateDir, positionals[0]);
+      process.stdout.write(`${JSON.stringify(networkStatus(r), null, 2)}\n`);
+      return 0;
+    }
+    case 'validate': {
+      const { out, ok } = await validate(values['conf-dir'], values['cni-bin-dir'].split(':').filter(Boolean), values.json);
+      process.stdout.write(out);
+      return ok ? 0 : 1;
     }
     case undefined:
     case 'help':
-    case '--help':
-    case '-h':
       process.stdout.write(`${USAGE}\n`);
       return 0;
     default:
-      process.stderr.write(`podnet: unknown command "${cmd}"\n${USAGE}\n`);
-      return 2;
+      throw new UsageError(`unknown command "${cmd}"`);
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (err) {
+  const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+  process.stderr.write(`podnet: ${errorMessage(err)}\n${usage ? `${USAGE}\n` : ''}`);
+  process.exitCode = usage ? 2 : 1;
+}

@@ -120,6 +120,28 @@ export class SandboxStore {
     return { records: [...this.byId.values()], corrupt };
   }
 
+  /** Reads the records without touching anything: for tools running beside a live daemon. */
+  static async readAll(stateDir: string): Promise<SandboxRecord[]> {
+    const dir = join(stateDir, 'sandboxes');
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const out: SandboxRecord[] = [];
+    for (const name of names.sort()) {
+      if (!name.endsWith('.json') || !ID_RE.test(name.slice(0, -5))) continue;
+      try {
+        out.push(JSON.parse(await readFile(join(dir, name), 'utf8')) as SandboxRecord);
+      } catch {
+        // being replaced right now, or corrupt: skip
+      }
+    }
+    return out;
+  }
+
   async put(rec: SandboxRecord): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     try {

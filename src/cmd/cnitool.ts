@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
+import { CNIConfig } from '../cni/cni.js';
+import { loadNetworkByName } from '../cni/config.js';
+import { isObject, parseJSON } from '../cni/json.js';
+import type { RuntimeConf } from '../cni/runtime-conf.js';
+
+/** cnitool's container id for a netns: the same one Go's cnitool derives, so either can DEL. */
+export function cnitoolContainerID(netnsPath: string): string {
+  return `cnitool-${createHash('sha512').update(resolve(netnsPath)).digest('hex').slice(0, 20)}`;
+}
+
+export interface CnitoolEnv {
+  NETCONFPATH?: string;
+  CNI_PATH?: string;
+  CNI_IFNAME?: string;
+  CNI_ARGS?: string;
+  CAP_ARGS?: string;
+  CNI_CONTAINERID?: string;
+}
+
+function parseCniArgs(s: string | undefined): Array<[string, string]> {
+  if (!s) return [];
+  return s.split(';').filter(Boolean).map((kv) => {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new Error(`invalid CNI_ARGS pair "${kv}": expected KEY=VALUE`);
+    return [kv.slice(0, i), kv.slice(i + 1)];
+  });
+}
+
+function parseCapArgs(s: string | undefined): Record<string, unknown> {
+  if (!s) return {};
+  const v = parseJSON(s);
+  if (!isObject(v)) throw new Error('CAP_ARGS must be a JSON object');
+  return v;
+}
+
+/**
+ * `podnet add|del|check|gc|status <network> [<netns>]`: cnitool's interface and environment, on
+ * our library. Returns the text to print (the result JSON for add).
+ */
+export async function cnitool(verb: string, args: string[], env: CnitoolEnv, cacheDir: string): Promise<string> {
+  const [network, netns] = args;
+  if (!network) throw new Error(`usage: podnet ${verb} <network> ${verb === 'gc' || verb === 'status' ? '' : '<netns>'}`.trim());
+  const confDir = env.NETCONFPATH || '/etc/cni/net.d';
+  const list = await loadNetworkByName(confDir, network);
+  const cni = new CNIConfig({ path: (env.CNI_PATH || '/opt/cni/bin:/usr/lib/cni').split(':').filter(Boolean), cacheDir });
+  if (verb === 'gc') {
+    await cni.gcNetworkList(list, { validAttachments: [] });
+    return '';
+  }
+  if (verb === 'status') {
+    await cni.getStatusNetworkList(list);
+    return '';
+  }
+  if (!netns) throw new Error(`usage: podnet ${verb} <network> <netns>`);
+  const nsPath = resolve(netns);
+  const rt: RuntimeConf = {
+    containerID: env.CNI_CONTAINERID || cnitoolContainerID(nsPath),
+    netNS: nsPath,
+    ifName: env.CNI_IFNAME || 'eth0',
+    args: parseCniArgs(env.CNI_ARGS),
+    capabilityArgs: parseCapArgs(env.CAP_ARGS),
+  };
+  switch (verb) {
+    case 'add':
+      return `${JSON.stringify(await cni.addNetworkList(list, rt), null, 4)}\n`;
+    case 'del':
+      await cni.delNetworkList(list, rt);
+      return '';
+    case 'check':
+      await cni.checkNetworkList(list, rt);
+      return '';
+    default:
+      throw new Error(`unknown command "${verb}"`);
+  }
+}
