@@ -16,6 +16,7 @@ Serves the CRI runtime.v1.RuntimeService (pod sandbox networking) on a unix sock
   --cni-conf-dir DIR     network configs (default /etc/cni/net.d)
   --cni-cache-dir DIR    CNI result cache (default /var/lib/cni)
   --log-level LEVEL      trace|debug|info|warn|error (default info)
+  --metrics-address A    serve Prometheus metrics on host:port (e.g. 127.0.0.1:9465)
   --version              print the version and exit
   --help                 this text
 
@@ -34,6 +35,7 @@ async function main(): Promise<number> {
         'cni-conf-dir': { type: 'string' },
         'cni-cache-dir': { type: 'string' },
         'log-level': { type: 'string' },
+        'metrics-address': { type: 'string' },
         version: { type: 'boolean' },
         help: { type: 'boolean' },
       },
@@ -65,6 +67,7 @@ async function main(): Promise<number> {
   if (values['cni-bin-dir']) cfg.cni.binDirs = values['cni-bin-dir'].split(':').filter(Boolean);
   if (values['cni-conf-dir']) cfg.cni.confDir = values['cni-conf-dir'];
   if (values['cni-cache-dir']) cfg.cni.cacheDir = values['cni-cache-dir'];
+  if (values['metrics-address']) cfg.metricsAddress = values['metrics-address'];
   if (values['log-level']) {
     const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
     if (!levels.includes(values['log-level'])) {

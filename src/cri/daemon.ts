@@ -7,6 +7,7 @@ import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NADStore } from './attachments.js';
 import { collectGarbage, type GCReport } from './gc.js';
+import { Metrics } from './metrics.js';
 import { NetworkManager } from './network-manager.js';
 import { RuntimeInfoService } from './runtime-service.js';
 import { SandboxService, type Clock } from './sandbox-service.js';
@@ -27,6 +28,7 @@ export interface Daemon {
   networks: NetworkManager;
   runtime: RuntimeInfoService;
   cni: CNIConfig;
+  metrics: Metrics;
   /** CNI GC now, with no ADD/DEL in flight. */
   gc(): Promise<GCReport>;
   /** Stops accepting, finishes in-flight RPCs, stops watchers. */
@@ -36,6 +38,7 @@ export interface Daemon {
 /** Wires the parts together, recovers the store, loads networks, then serves. */
 export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDeps = {}): Promise<Daemon> {
   let sandboxes: SandboxService | undefined;
+  const metrics = new Metrics(() => sandboxes?.records() ?? []);
   const cni = new CNIConfig({
     path: cfg.cni.binDirs,
     cacheDir: cfg.cni.cacheDir,
@@ -43,6 +46,7 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
     observer: (ev) => {
       log.debug({ network: ev.network, plugin: ev.plugin, verb: ev.verb, sandbox: ev.containerID, ifName: ev.ifName, durationMs: ev.durationMs, err: ev.error?.message }, 'cni exec');
       sandboxes?.onPluginExec(ev);
+      metrics.observePlugin(ev);
       deps.onPluginExec?.(ev);
     },
   });
@@ -62,14 +66,26 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
   await networks.start();
   const recovered = await sandboxes.recover();
   log.info(recovered, 'sandbox store recovered');
-  const server = new CRIServer({ sandboxes, runtime, ...(deps.onRPC ? { observe: deps.onRPC } : {}) }, log.child({ component: 'grpc' }));
+  const onRPC: RPCObserver = (rpc, ms, code) => {
+    metrics.observeRPC(rpc, ms, code);
+    deps.onRPC?.(rpc, ms, code);
+  };
+  const server = new CRIServer({ sandboxes, runtime, observe: onRPC }, log.child({ component: 'grpc' }));
   await server.listen(cfg.socket);
   log.info({ socket: cfg.socket }, 'podnetd serving');
+  const metricsServer = cfg.metricsAddress ? await metrics.serve(cfg.metricsAddress) : undefined;
+  if (metricsServer) log.info({ address: cfg.metricsAddress }, 'serving metrics on /metrics');
   const svc = sandboxes;
   const gcLog = log.child({ component: 'gc' });
   let gcRunning: Promise<GCReport> | undefined;
   const gc = (): Promise<GCReport> => {
-    gcRunning ??= svc.exclusively(() => collectGarbage(cni, networks, svc, gcLog)).finally(() => (gcRunning = undefined));
+    gcRunning ??= svc
+      .exclusively(() => collectGarbage(cni, networks, svc, gcLog))
+      .then((r) => {
+        metrics.gcRemoved.inc({ kind: 'cache_entry' }, r.staleAttachments);
+        return r;
+      })
+      .finally(() => (gcRunning = undefined));
     return gcRunning;
   };
   const runGC = (): void => void gc().catch((err: Error) => gcLog.error({ err: err.message }, 'cni garbage collection failed'));
@@ -87,12 +103,14 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
     networks,
     runtime,
     cni,
+    metrics,
     gc,
     async stop() {
       if (gcTimer) clearInterval(gcTimer);
       process.off('SIGUSR1', runGC);
       await server.shutdown();
       networks.stop();
+      metricsServer?.close();
       await gcRunning?.catch(() => undefined);
       await rm(pidFile, { force: true });
     },

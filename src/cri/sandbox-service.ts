@@ -536,6 +536,10 @@ export class SandboxService {
     return { finished, orphans, corrupt };
   }
 
+  records(): SandboxRecord[] {
+    return this.store.all();
+  }
+
   /** A sandbox of ours whose teardown finished: anything it still has in the CNI cache is a leak. */
   isStaleOwned(id: string): boolean {
     const rec = this.store.get(id);
