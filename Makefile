@@ -4,7 +4,7 @@ NPM ?= npm
 NODE_DEPS := node_modules/.package-lock.json
 CNI_PLUGIN := $(firstword $(wildcard /opt/cni/bin/bridge /usr/lib/cni/bridge))
 
-.PHONY: all deps sysdeps build gen test test-unit run bench clean typecheck
+.PHONY: all deps sysdeps build gen test run bench clean typecheck install
 
 all: build
 
@@ -45,6 +45,20 @@ run: deps build
 
 bench: deps build
 	node bench/run.mjs
+
+# Installs podnetd and podnet under PREFIX (default /usr/local) with a systemd unit and an example
+# /etc/podnet/config.toml (an existing config is kept).
+PREFIX ?= /usr/local
+DESTDIR ?=
+install: build
+	install -d $(DESTDIR)$(PREFIX)/lib/podnet $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/podnet/attachments.d $(DESTDIR)/etc/systemd/system $(DESTDIR)$(PREFIX)/share/doc/podnet
+	cp -r dist package.json package-lock.json bin $(DESTDIR)$(PREFIX)/lib/podnet/
+	cd $(DESTDIR)$(PREFIX)/lib/podnet && $(NPM) ci --omit=dev --no-audit --no-fund >/dev/null
+	ln -sf $(PREFIX)/lib/podnet/bin/podnetd $(DESTDIR)$(PREFIX)/bin/podnetd
+	ln -sf $(PREFIX)/lib/podnet/bin/podnet $(DESTDIR)$(PREFIX)/bin/podnet
+	sed 's#@PREFIX@#$(PREFIX)#g' packaging/podnetd.service > $(DESTDIR)/etc/systemd/system/podnetd.service
+	[ -f $(DESTDIR)/etc/podnet/config.toml ] || install -m 0644 packaging/config.toml $(DESTDIR)/etc/podnet/config.toml
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/podnet/README.md
 
 clean:
 	rm -rf dist
