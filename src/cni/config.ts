@@ -122,8 +122,11 @@ export function confListFromBytes(bytes: Buffer, source?: string, extraPlugins: 
       throw new ConfigError('"loadOnlyInlinedPlugins" is true but there is no "plugins" list');
     }
     const plugins = (rawPlugins ?? []).map((p, i) => parsePlugin(p, `plugins[${i}]`));
-    if (!loadOnlyInlinedPlugins) {
+    const aggregated = !loadOnlyInlinedPlugins && extraPlugins.length > 0;
+    if (aggregated) {
       extraPlugins.forEach((p, i) => plugins.push(parsePlugin(p, `aggregated plugin ${i}`)));
+      // The cache stores these bytes and DEL runs from them: they must hold every plugin that ran.
+      bytes = Buffer.from(JSON.stringify({ ...obj, plugins: [...(rawPlugins ?? []), ...extraPlugins] }));
     }
     if (plugins.length === 0) throw new ConfigError(`network "${name}" has no plugins`);
     return {
@@ -223,11 +226,21 @@ export async function loadConfDir(dir: string): Promise<ConfDirLoad> {
   }
   for (const file of files) {
     try {
-      let list = await loadConfFile(file);
-      if (extname(file) === '.conflist' && !list.loadOnlyInlinedPlugins) {
-        const extra = await siblingPlugins(dir, list.name, errors);
-        if (extra.length > 0) list = await loadConfFile(file, extra);
+      let extra: unknown[] = [];
+      if (extname(file) === '.conflist') {
+        // Peek at name and loadOnlyInlinedPlugins first: a list may take all its plugins from the
+        // sibling folder and have no "plugins" of its own.
+        let head: unknown;
+        try {
+          head = parseJSON(await readBounded(file));
+        } catch {
+          head = undefined;
+        }
+        if (isObject(head) && typeof head['name'] === 'string' && head['loadOnlyInlinedPlugins'] !== true && NETWORK_NAME_RE.test(head['name'])) {
+          extra = await siblingPlugins(dir, head['name'], errors);
+        }
       }
+      const list = await loadConfFile(file, extra);
       const first = byName.get(list.name);
       if (first) throw new ConfigError(`network "${list.name}" is already defined in ${first}`, file);
       byName.set(list.name, file);

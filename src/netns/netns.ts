@@ -49,6 +49,7 @@ export class NetnsManager {
 
   async create(path = this.newPath(), signal?: AbortSignal): Promise<string> {
     this.assertOwn(path);
+    if (signal?.aborted) throw new NetnsError(`not creating network namespace ${path}: the request was aborted`);
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
     const fh = await open(path, 'wx', 0o444);
     await fh.close();
@@ -56,7 +57,9 @@ export class NetnsManager {
       // unshare(1) creates the namespace in a child and bind-mounts /proc/<pid>/ns/net onto the
       // file; Node cannot unshare a thread of its own.
       const r = await execa('unshare', [`--net=${path}`, 'true'], { reject: false, ...(signal ? { cancelSignal: signal } : {}) });
-      if (r.exitCode !== 0) throw new NetnsError(`failed to create network namespace ${path}: ${String(r.stderr).trim() || `exit ${r.exitCode}`}`);
+      // A cancel that lands after unshare finished still reports exit 0: treat it as a failure so
+      // the namespace is removed here rather than left mounted for a caller that gave up.
+      if (r.isCanceled || r.exitCode !== 0) throw new NetnsError(`failed to create network namespace ${path}: ${String(r.stderr).trim() || `exit ${r.exitCode}`}`);
     } catch (err) {
       await this.remove(path).catch(() => undefined);
       throw err instanceof NetnsError ? err : new NetnsError(`failed to create network namespace ${path}: ${(err as Error).message}`);
