@@ -42,26 +42,26 @@ const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const IFNAME_RE = /^[^/\s:]{1,15}$/;
 const MAX_ITEMS = 32;
 
-function checkLabel(kind: string, v: string, item: string): void {
+function checkLabel(kind: string, v: string, item: string, annotation = NETWORKS_ANNOTATION): void {
   if (v.length > 63 || !DNS1123_LABEL.test(v)) {
-    throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: ${kind} "${v}" in "${item}" is not a DNS-1123 label`);
+    throw invalidArgument(`annotation ${annotation}: ${kind} "${v}" in "${item}" is not a DNS-1123 label`);
   }
 }
 
-function checkIfName(v: string, item: string): void {
+function checkIfName(v: string, item: string, annotation = NETWORKS_ANNOTATION): void {
   if (!IFNAME_RE.test(v) || v === '.' || v === '..') {
-    throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: interface "${v}" in "${item}" must be 1-15 characters without "/", ":" or spaces`);
+    throw invalidArgument(`annotation ${annotation}: interface "${v}" in "${item}" must be 1-15 characters without "/", ":" or spaces`);
   }
 }
 
 /** `[namespace/]name[@ifname]` */
-function parseShort(item: string, podNamespace: string): NetworkSelection {
+function parseShort(item: string, podNamespace: string, annotation = NETWORKS_ANNOTATION): NetworkSelection {
   const m = /^(?:([^/@]+)\/)?([^/@]+)(?:@(.+))?$/.exec(item);
-  if (!m) throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: "${item}" is not of the form [namespace/]name[@interface]`);
+  if (!m) throw invalidArgument(`annotation ${annotation}: "${item}" is not of the form [namespace/]name[@interface]`);
   const namespace = m[1] ?? podNamespace;
-  checkLabel('namespace', namespace, item);
-  checkLabel('name', m[2]!, item);
-  if (m[3] !== undefined) checkIfName(m[3], item);
+  checkLabel('namespace', namespace, item, annotation);
+  checkLabel('name', m[2]!, item, annotation);
+  if (m[3] !== undefined) checkIfName(m[3], item, annotation);
   return { name: m[2]!, namespace, ...(m[3] !== undefined ? { interface: m[3] } : {}), source: item };
 }
 
@@ -158,7 +158,7 @@ export function parseNetworksAnnotation(value: string, podNamespace: string): Ne
 
 /** `[namespace/]name` of the default-network annotation. */
 export function parseDefaultNetwork(value: string, podNamespace: string): NetworkSelection {
-  const sel = parseShort(value.trim(), podNamespace);
+  const sel = parseShort(value.trim(), podNamespace, DEFAULT_NETWORK_ANNOTATION);
   if (sel.interface) throw invalidArgument(`annotation ${DEFAULT_NETWORK_ANNOTATION}: "${value}" must not name an interface (it is eth0)`);
   return sel;
 }

@@ -202,7 +202,7 @@ export class SandboxService {
     if (defaultSel) {
       const list = resolveDefaultNetwork(defaultSel, nads, find);
       const i = base.findIndex((a) => a.ifName === DEFAULT_IFNAME);
-      const replaced: AttachmentRecord = { network: list.name, ifName: DEFAULT_IFNAME, config: list.bytes.toString('base64'), ref: defaultSel.source };
+      const replaced: AttachmentRecord = { network: list.name, ifName: DEFAULT_IFNAME, config: list.bytes.toString('base64'), ref: `${defaultSel.namespace}/${defaultSel.name}` };
       if (i >= 0) base[i] = replaced;
       else base.push(replaced);
     }
@@ -278,7 +278,7 @@ export class SandboxService {
    */
   private async cleanupFailedCreate(rec: SandboxRecord, log: Logger): Promise<void> {
     try {
-      await this.teardown(rec);
+      await this.teardown(rec, true);
       await this.store.delete(rec.id);
     } catch (err) {
       log.error({ err: (err as Error).message }, 'cleanup after failed setup did not finish; keeping the sandbox as notready');
@@ -343,7 +343,7 @@ export class SandboxService {
    * DEL every attachment (reverse order, cached config first), then remove the namespace. The
    * namespace may already be gone: DEL still runs with an empty CNI_NETNS so IPAM is released.
    */
-  private async teardown(rec: SandboxRecord): Promise<void> {
+  private async teardown(rec: SandboxRecord, rollback = false): Promise<void> {
     if (rec.hostNetwork) return;
     const signal = AbortSignal.timeout(this.cfg.cleanupTimeoutMs);
     const nsExists = rec.netnsPath !== '' && (await this.netns.exists(rec.netnsPath));
@@ -355,6 +355,14 @@ export class SandboxService {
           const rt = this.runtimeConf(rec, a, nsExists ? rec.netnsPath : '');
           await delAttachment(this.networks.cni, { list: attachmentList(rec, a), ifName: a.ifName }, rt, signal);
         } catch (err) {
+          // Rolling back a failed ADD: an attachment whose ADD never completed has no cache entry
+          // and nothing it could release; its DEL may fail for the very reason its ADD did (a
+          // range too small), and must not strand the namespace and record (Multus ignores these too).
+          const completed = await this.networks.cni.cache.get(a.network, rec.id, a.ifName).catch(() => undefined);
+          if (rollback && !completed) {
+            this.log.warn({ sandbox: rec.id, network: a.network, ifName: a.ifName, err: (err as Error).message }, 'ignoring DEL failure of an attachment whose ADD never completed');
+            continue;
+          }
           errors.push(err as Error);
         }
       }
