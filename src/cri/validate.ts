@@ -59,7 +59,7 @@ export function toPortMappings(mappings: CRIPortMapping[]): PortMapping[] {
       throw invalidArgument(`${f}.container_port ${p.containerPort} is out of range 1-65535`);
     }
     if (!Number.isInteger(p.hostPort) || p.hostPort < 0 || p.hostPort > 65535) {
-      throw invalidArgument(`${f}.host_port ${p.hostPort} is out of range 1-65535`);
+      throw invalidArgument(`${f}.host_port ${p.hostPort} is out of range 0-65535 (0 means no host port)`);
     }
     if (p.hostIp !== '' && isIP(p.hostIp) === 0) throw invalidArgument(`${f}.host_ip "${p.hostIp}" is not an IP address`);
     if (p.hostPort === 0) return;
