@@ -75,17 +75,18 @@ export function decodeCacheEntry(bytes: Buffer): CachedAttachment | undefined {
 export async function writeFileAtomic(file: string, data: Buffer, mode = 0o600): Promise<void> {
   const dir = join(file, '..');
   const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
-  const fh = await open(tmp, 'w', mode);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    const fh = await open(tmp, 'w', mode);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, file);
   } catch (err) {
-    await rm(tmp, { force: true });
+    // A full disk fails the write half-way: never leave the partial temp file behind.
+    await rm(tmp, { force: true }).catch(() => undefined);
     throw err;
   }
   const dh = await open(dir, 'r');

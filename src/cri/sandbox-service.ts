@@ -3,6 +3,7 @@ import { isIPv4 } from 'node:net';
 import type { Logger } from 'pino';
 import { confListFromBytes } from '../cni/config.js';
 import type { PluginExecEvent } from '../cni/cni.js';
+import { killPluginProcesses } from '../cni/orphans.js';
 import { delAttachment, summarize, type Attachment, type Networks, type SetupResult } from '../cni/networks.js';
 import { toCurrent, type Result } from '../cni/result.js';
 import { execa } from 'execa';
@@ -509,6 +510,11 @@ export class SandboxService {
    */
   async recover(): Promise<{ finished: number; orphans: number; corrupt: string[] }> {
     const { records, corrupt } = await this.store.load();
+    // Plugins of a daemon that was killed may still be running ADD/DEL for these sandboxes; they
+    // must be gone before we DEL, or an ADD finishing afterwards would leak its IP.
+    const unfinished = new Set(records.filter((r) => r.phase === 'creating' || r.phase === 'stopping').map((r) => r.id));
+    const killed = await killPluginProcesses(unfinished);
+    if (killed > 0) this.log.warn({ killed }, 'killed plugin processes left running by the previous daemon');
     let finished = 0;
     await Promise.all(
       records.map(async (rec) => {
