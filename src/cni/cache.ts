@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { isObject, isStringArray, parseJSON, type JSONObject } from './json.js';
 
 export const CACHE_KIND = 'cniCacheV1';
+const TEMP_RE = /\.tmp-[0-9a-f]{12}$/;
 
 /**
  * One cached attachment, in libcni's on-disk shape (`kind: cniCacheV1`), so that Go tools
@@ -121,6 +122,16 @@ export class ResultCache {
 
   async delete(network: string, containerID: string, ifName: string): Promise<void> {
     await rm(this.path(network, containerID, ifName), { force: true });
+  }
+
+  /**
+   * Temp files of cache writes a crash interrupted. Only writeFileAtomic makes this name pattern
+   * (libcni writes cache files in place), so this is safe in a cache dir shared with containerd.
+   */
+  async removeTempFiles(): Promise<void> {
+    const dir = join(this.cacheDir, 'results');
+    const names = await readdir(dir).catch(() => [] as string[]);
+    await Promise.all(names.filter((n) => TEMP_RE.test(n)).map((n) => rm(join(dir, n), { force: true })));
   }
 
   /** Every attachment in the cache, optionally only a container's, sorted by file name like libcni. */

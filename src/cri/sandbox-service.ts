@@ -514,6 +514,8 @@ export class SandboxService {
     // must be gone before we DEL, or an ADD finishing afterwards would leak its IP.
     const unfinished = new Set(records.filter((r) => r.phase === 'creating' || r.phase === 'stopping').map((r) => r.id));
     const killed = await killPluginProcesses(unfinished);
+    await this.ledger.removeTempFiles();
+    await this.networks.cni.cache.removeTempFiles();
     if (killed > 0) this.log.warn({ killed }, 'killed plugin processes left running by the previous daemon');
     let finished = 0;
     await Promise.all(

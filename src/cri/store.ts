@@ -219,6 +219,12 @@ export class NetnsLedger {
     await rm(this.file(nsPath), { force: true });
   }
 
+  /** Temp files of writes a crash interrupted (only this daemon writes here). */
+  async removeTempFiles(): Promise<void> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    await Promise.all(names.filter((n) => n.includes('.tmp-')).map((n) => rm(join(this.dir, n), { force: true })));
+  }
+
   async list(): Promise<string[]> {
     try {
       const names = await readdir(this.dir);

@@ -84,13 +84,18 @@ export class NetnsManager {
     await rm(path, { force: true });
   }
 
+  /**
+   * Whether the namespace is really there: a mounted nsfs, not just the file. A crash between
+   * creating the file and mounting leaves a plain file, and a plugin handed that as CNI_NETNS
+   * fails its DEL ("unknown FS magic").
+   */
   async exists(path: string): Promise<boolean> {
     try {
       await stat(path);
-      return true;
     } catch {
       return false;
     }
+    return isNsfsMount(path);
   }
 
   /** Our namespace files in the dir (by name pattern; other tools' files are left alone). */
