@@ -8,6 +8,7 @@ import { podnetVersion } from '../cri/runtime-service.js';
 import { networkStatus } from '../cri/sandbox-service.js';
 import { SandboxStore, type SandboxRecord } from '../cri/store.js';
 import { cnitool } from './cnitool.js';
+import { findLeaks, fixLeaks } from './doctor.js';
 
 const USAGE = `usage: podnet <command> [args]
 
@@ -24,6 +25,9 @@ Daemon state (--state-dir DIR, default /var/lib/podnet):
   inspect <id>                 one sandbox: network status, results, plugin timings (JSON)
   network-status <id>          the Multus network-status list of a sandbox (JSON)
   gc                           ask the running podnetd to run CNI garbage collection now
+  doctor [--fix] [--json]      list leaks: our netns with no sandbox, cache entries with no sandbox
+    [--netns-dir DIR]          and no namespace, host-local allocations with neither; --fix
+    [--conf-dir DIR]           releases them (DEL from the cache, then remove)
 
 Configs:
   validate [--conf-dir DIR]    load every config, run VERSION on each plugin, print a verdict
@@ -101,6 +105,8 @@ async function main(argv: string[]): Promise<number> {
       'conf-dir': { type: 'string', default: '/etc/cni/net.d' },
       'cni-bin-dir': { type: 'string', default: '/opt/cni/bin:/usr/lib/cni' },
       json: { type: 'boolean', default: false },
+      fix: { type: 'boolean', default: false },
+      'netns-dir': { type: 'string', default: '/var/run/netns' },
       help: { type: 'boolean', default: false },
     },
     allowPositionals: true,
@@ -153,6 +159,22 @@ async function main(argv: string[]): Promise<number> {
       const r = await findRecord(stateDir, positionals[0]);
       process.stdout.write(`${JSON.stringify(networkStatus(r), null, 2)}\n`);
       return 0;
+    }
+    case 'doctor': {
+      const opts = {
+        stateDir,
+        netnsDir: values['netns-dir'],
+        cacheDir: values['cache-dir'],
+        confDir: values['conf-dir'],
+        binDirs: values['cni-bin-dir'].split(':').filter(Boolean),
+      };
+      const leaks = await findLeaks(opts);
+      const errors = values.fix ? await fixLeaks(leaks, opts) : [];
+      if (values.json) process.stdout.write(`${JSON.stringify({ leaks, fixed: values.fix, errors }, null, 2)}\n`);
+      else if (leaks.length === 0) process.stdout.write('no leaks found\n');
+      else process.stdout.write(table([['KIND', 'PATH', 'DETAIL'], ...leaks.map((l) => [l.kind, l.path, l.detail])]) + (values.fix ? `fixed ${leaks.length - errors.length} of ${leaks.length}\n` : ''));
+      for (const e of errors) process.stderr.write(`podnet doctor: ${e}\n`);
+      return errors.length > 0 || (!values.fix && leaks.length > 0) ? 1 : 0;
     }
     case 'validate': {
       const { out, ok } = await validate(values['conf-dir'], values['cni-bin-dir'].split(':').filter(Boolean), values.json);

@@ -4,6 +4,9 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cnitoolContainerID } from '../../src/cmd/cnitool.js';
 import { NetnsManager } from '../../src/netns/netns.js';
+import { CNIConfig } from '../../src/cni/cni.js';
+import { loadNetworkByName } from '../../src/cni/config.js';
+import { NetnsLedger } from '../../src/cri/store.js';
 import { Cleanup, hostLocalIpam, ipAddrsIn, PLUGIN_DIRS, randomHex, tmpDir, uniqueSubnet } from '../helpers/env.js';
 
 const PODNET = join(import.meta.dirname, '../../bin/podnet');
@@ -85,6 +88,47 @@ describe('bin/podnet', () => {
     expect(verdict('20-missing')).toMatch(/failed to find plugin "no-such-plugin"/);
     expect(verdict('30-version')).toMatch(/no supported CNI version/);
     expect(verdict('40-cap')).toMatch(/unknown capability "portMapings"/);
+  });
+
+  it('doctor finds each kind of planted leak and --fix releases them', async () => {
+    const s = await setup();
+    const stateDir = join(s.root, 'state');
+    const netnsDir = join(s.root, 'netns');
+    const flags = ['--state-dir', stateDir, '--netns-dir', netnsDir, '--cache-dir', s.cacheDir, '--conf-dir', s.confDir, '--cni-bin-dir', PLUGIN_DIRS.join(':'), '--json'];
+    // 1. a namespace of ours (in the ledger) that no sandbox owns
+    const netns = new NetnsManager(netnsDir);
+    const orphanNs = await netns.create();
+    cleanup.push(() => netns.remove(orphanNs), 'remove orphan netns');
+    await new NetnsLedger(stateDir).add(orphanNs);
+    // 2. a cache entry (and its allocation) whose namespace is gone
+    const cni = new CNIConfig({ path: PLUGIN_DIRS, cacheDir: s.cacheDir });
+    const list = await loadNetworkByName(s.confDir, s.network);
+    const gone = await netns.create();
+    const added = (await cni.addNetworkList(list, { containerID: 'leaky-ctr', netNS: gone, ifName: 'eth0' })) as { ips: Array<{ address: string }> };
+    const leakedIP = added.ips[0]!.address.split('/')[0]!;
+    await netns.remove(gone);
+    // 3. a host-local allocation with neither sandbox nor cache entry
+    const ipamDir = join(s.dataDir, s.network);
+    const strayIP = `${leakedIP.split('.').slice(0, 3).join('.')}.200`;
+    await writeFile(join(ipamDir, strayIP), 'orphan-ctr\r\neth0');
+
+    const found = await execa(PODNET, ['doctor', ...flags], { reject: false });
+    expect(found.exitCode).toBe(1);
+    const leaks = (JSON.parse(found.stdout) as { leaks: Array<{ kind: string; path: string; containerID: string }> }).leaks;
+    expect(leaks.map((l) => l.kind).sort()).toEqual(['cache', 'ipam', 'netns']);
+    expect(leaks.find((l) => l.kind === 'netns')!.path).toBe(orphanNs);
+    expect(leaks.find((l) => l.kind === 'cache')!.containerID).toBe('leaky-ctr');
+    expect(leaks.find((l) => l.kind === 'ipam')!.containerID).toBe('orphan-ctr');
+
+    const fixed = await execa(PODNET, ['doctor', '--fix', ...flags], { reject: false });
+    expect(fixed.exitCode).toBe(0);
+    expect(await netns.list()).not.toContain(orphanNs);
+    expect(await readdir(join(s.cacheDir, 'results'))).toEqual([]);
+    const left = await readdir(ipamDir);
+    expect(left).not.toContain(leakedIP);
+    expect(left).not.toContain(strayIP);
+    const again = await execa(PODNET, ['doctor', ...flags]);
+    expect(JSON.parse(again.stdout)).toMatchObject({ leaks: [] });
   });
 
   it('prints usage with exit 2 for an unknown command', async () => {
