@@ -1,4 +1,4 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { confListFromBytes, confListFromConfBytes, type NetworkConfigList } from '../cni/config.js';
@@ -6,6 +6,7 @@ import { errorMessage } from '../cni/errors.js';
 import { isObject, isStringArray } from '../cni/json.js';
 import { validateCniArg } from '../cni/runtime-conf.js';
 import { parseDuration } from './config.js';
+import { dirSignature } from './dir-signature.js';
 import { invalidArgument } from './errors.js';
 import type { AttachmentRecord } from './store.js';
 
@@ -174,21 +175,8 @@ export class NADStore {
 
   constructor(private readonly dir: string) {}
 
-  private async dirSignature(): Promise<string> {
-    try {
-      const names = (await readdir(this.dir)).sort();
-      const parts = await Promise.all(names.map(async (n) => {
-        const st = await stat(join(this.dir, n)).catch(() => undefined);
-        return `${n}:${st?.size}:${st?.mtimeMs}`;
-      }));
-      return parts.join('|');
-    } catch {
-      return 'missing';
-    }
-  }
-
   async load(): Promise<{ nads: Map<string, NAD>; errors: Array<{ file: string; reason: string }> }> {
-    const sig = await this.dirSignature();
+    const sig = await dirSignature(this.dir);
     if (sig === this.signature) return { nads: this.nads, errors: this.errors };
     const nads = new Map<string, NAD>();
     const errors: Array<{ file: string; reason: string }> = [];

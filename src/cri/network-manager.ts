@@ -1,12 +1,12 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { CNIConfig } from '../cni/cni.js';
 import { loadConfDir, type ConfigLoadError, type NetworkConfigList } from '../cni/config.js';
 import { errorMessage } from '../cni/errors.js';
 import { Networks } from '../cni/networks.js';
 import type { DaemonConfig } from './config.js';
+import { dirSignature } from './dir-signature.js';
 import { invalidArgument } from './errors.js';
 
 /** The conf dir of one runtime handler (or the default) and what was last loaded from it. */
@@ -28,27 +28,6 @@ export interface NetworkStatus {
 }
 
 export const DEFAULT_SOURCE = 'default';
-
-/** name:size:mtime of every entry, so a poll sees edits fs.watch might miss (dir re-created, NFS...). */
-async function dirSignature(dir: string): Promise<string> {
-  try {
-    const names = (await readdir(dir)).sort();
-    const parts = await Promise.all(
-      names.map(async (n) => {
-        try {
-          const st = await stat(join(dir, n));
-          return `${n}:${st.size}:${st.mtimeMs}:${st.ino}`;
-        } catch {
-          return n;
-        }
-      }),
-    );
-    const self = await stat(dir);
-    return `${self.ino}|${parts.join('|')}`;
-  } catch {
-    return 'missing';
-  }
-}
 
 /**
  * Loads each conf dir into an immutable Networks and swaps in a new one when the dir changes.
