@@ -4,6 +4,7 @@ import { CNIConfig, type CNIConfigOptions } from './cni.js';
 import { MultiError } from './errors.js';
 import { resultIPs, toCurrent, type AnyResult, type DNS, type Result, type Route } from './result.js';
 import type { RuntimeConf } from './runtime-conf.js';
+import { versionAtLeast } from './version.js';
 
 /** The loopback network every pod gets first, as go-cni's WithLoNetwork. */
 export const LOOPBACK_CONF = Buffer.from(
@@ -232,7 +233,7 @@ export class Networks {
     for (const a of this.attachments) {
       const cached = await this.cni.getNetworkListCachedConfig(a.list.name, this.runtimeConf(id, netns, a.ifName, opts));
       const list = cached?.list ?? a.list;
-      if (list.cniVersion < '0.4.0') continue;
+      if (!versionAtLeast(list.cniVersion, '0.4.0')) continue;
       await this.cni.checkNetworkList(list, cached?.rt ?? this.runtimeConf(id, netns, a.ifName, opts), opts.signal ? { signal: opts.signal } : {});
     }
   }

@@ -1,9 +1,8 @@
 import type { Logger } from 'pino';
-import type { CNIConfig } from '../cni/cni.js';
 import { confListFromBytes } from '../cni/config.js';
 import { errorMessage } from '../cni/errors.js';
 import { delAttachment } from '../cni/networks.js';
-import { runtimeConfFromCache } from '../cni/cni.js';
+import { runtimeConfFromCache, type CNIConfig } from '../cni/cni.js';
 import type { NetworkManager } from './network-manager.js';
 import type { SandboxService } from './sandbox-service.js';
 
@@ -42,7 +41,8 @@ export async function collectGarbage(cni: CNIConfig, networks: NetworkManager, s
       valid.push({ containerID: e.containerID, ifname: e.ifName });
     }
   }
-  for (const a of sandboxes.validAttachments()) if (!valid.some((v) => v.containerID === a.containerID && v.ifname === a.ifname)) valid.push(a);
+  const inValid = new Set(valid.map((v) => `${v.containerID}\0${v.ifname}`));
+  for (const a of sandboxes.validAttachments()) if (!inValid.has(`${a.containerID}\0${a.ifname}`)) valid.push(a);
   const seen = new Set<string>();
   for (const nets of networks.allNetworks()) {
     for (const { list } of nets.attachments) {
