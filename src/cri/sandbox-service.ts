@@ -22,7 +22,7 @@ import {
   type RunPodSandboxResponse,
   type StopPodSandboxRequest,
 } from '../gen/runtime/v1/api.js';
-import type { NetnsManager } from '../netns/netns.js';
+import { nsfsMounts, type NetnsManager } from '../netns/netns.js';
 import type { DaemonConfig } from './config.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, toCRIError } from './errors.js';
 import { KeyedMutex, Semaphore, SharedExclusiveLock } from './locks.js';
@@ -518,6 +518,8 @@ export class SandboxService {
     await this.networks.cni.cache.removeTempFiles();
     if (killed > 0) this.log.warn({ killed }, 'killed plugin processes left running by the previous daemon');
     let finished = 0;
+    // One read of the mount table for every ready sandbox, not one per sandbox.
+    const mounted = await nsfsMounts();
     await Promise.all(
       records.map(async (rec) => {
         const log = this.log.child({ sandbox: rec.id, phase: rec.phase });
@@ -528,7 +530,7 @@ export class SandboxService {
         } else if (rec.phase === 'stopping') {
           finished++;
           await this.stopLocked(rec.id).catch((err: Error) => log.warn({ err: err.message }, 'recovered stop failed; will retry on Stop/Remove'));
-        } else if (rec.phase === 'ready' && !rec.hostNetwork && !(await this.netns.exists(rec.netnsPath))) {
+        } else if (rec.phase === 'ready' && !rec.hostNetwork && !mounted.has(rec.netnsPath)) {
           rec.phase = 'notready';
           rec.ips = [];
           await this.store.put(rec);

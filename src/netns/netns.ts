@@ -18,17 +18,22 @@ export function isOwnNetnsName(name: string): boolean {
   return OWN_NAME_RE.test(name);
 }
 
-/** Whether a path is a mount point of ours (the bind mount of an nsfs inode). */
-export async function isNsfsMount(path: string): Promise<boolean> {
+/** Every nsfs mount point (bind-mounted namespaces), read once from /proc/self/mountinfo. */
+export async function nsfsMounts(): Promise<Set<string>> {
   const info = await readFile('/proc/self/mountinfo', 'utf8');
-  const want = resolve(path);
+  const out = new Set<string>();
   for (const line of info.split('\n')) {
     const f = line.split(' ');
     // field 4 is the mount point, and after " - " the fs type.
     const sep = f.indexOf('-');
-    if (sep > 0 && f[4] === want && f[sep + 1] === 'nsfs') return true;
+    if (sep > 0 && f[sep + 1] === 'nsfs' && f[4]) out.add(f[4]);
   }
-  return false;
+  return out;
+}
+
+/** Whether a path is a mount point of ours (the bind mount of an nsfs inode). */
+export async function isNsfsMount(path: string): Promise<boolean> {
+  return (await nsfsMounts()).has(resolve(path));
 }
 
 /**
