@@ -25,11 +25,13 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { formatSummary, summarizeProfile } from './profile-summary.mjs';
+import { formatBreakdown, heapBreakdown } from './heap-summary.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 const API_JS = join(REPO, 'dist', 'gen', 'runtime', 'v1', 'api.js');
 let DAEMON_BIN = join(REPO, 'bin', 'podnetd');
 const PROFILE_MODE = process.argv.includes('--profile');
+const HEAP_MODE = process.argv.includes('--heap');
 
 const envInt = (k, d) => (process.env[k] ? Number.parseInt(process.env[k], 10) : d);
 const SEQ_N = envInt('BENCH_SEQ', 100);
@@ -423,7 +425,7 @@ class Daemon {
   async start() {
     const t0 = performance.now();
     // Own process group: a Ctrl-C on the bench must not stop the daemon before we have cleaned up through it.
-    const proc = spawn(process.execPath, [...this.nodeArgs, DAEMON_BIN, '--config', this.configFile], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const proc = spawn(process.execPath, [...this.nodeArgs, DAEMON_BIN, '--config', this.configFile], { cwd: this.root, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once('exit', (code, sig) => resolve(code ?? (sig ? 128 : 1))));
     const keep = (b) => {
@@ -838,8 +840,11 @@ async function setup() {
   return { root, bridge, subnet, netName, net };
 }
 
+/** Extra node flags for podnetd, for experiments (e.g. BENCH_NODE_ARGS="--max-semi-space-size=4"). */
+const EXTRA_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+
 async function startPodnet(env, nodeArgs = [], extraTop = {}) {
-  const d = new Daemon(join(env.root, 'daemon'), { nodeArgs });
+  const d = new Daemon(join(env.root, 'daemon'), { nodeArgs: [...EXTRA_NODE_ARGS, ...nodeArgs] });
   await d.writeConfig(env.net, extraTop);
   onCleanup(`podnetd (${d.configFile})`, () => d.dispose());
   const ms = await d.start();
@@ -914,7 +919,7 @@ async function profileMain() {
   const profA = await newestProfile(profDir, seen);
 
   // B: restart with PROFILE_SCALE sandboxes on disk (created by an unprofiled daemon).
-  d.nodeArgs = [];
+  d.nodeArgs = [...EXTRA_NODE_ARGS];
   await d.start();
   log(`profile B: creating ${PROFILE_SCALE} sandboxes (concurrency ${SCALE_CONCURRENCY})`);
   const ids = [];
@@ -932,14 +937,14 @@ async function profileMain() {
   await sleep(4000);
   const memRestart5 = await daemonMemory(metricsAddress);
   await d.stop();
-  d.nodeArgs = prof;
+  d.nodeArgs = [...EXTRA_NODE_ARGS, ...prof];
   const profStart = await d.start();
   await sleep(3000); // the start-up GC runs after serving
   await d.stop(60_000);
   const profB = await newestProfile(profDir, seen);
   log(`profile B: profiled start ${profStart.toFixed(0)} ms`);
   const bare = await versionStartMs();
-  d.nodeArgs = [];
+  d.nodeArgs = [...EXTRA_NODE_ARGS];
   await d.start();
   log(`profile B: removing ${ids.length}`);
   await pool(ids.length, SCALE_CONCURRENCY, async (i) => {
@@ -974,6 +979,107 @@ async function profileMain() {
   await writeFile(join(OUT_DIR, 'profile.txt'), text);
   process.stdout.write(text);
   log(`summary written to ${join(OUT_DIR, 'profile.txt')}; profiles in ${keepDir}`);
+}
+
+const HEAP_SCALE = envInt('BENCH_HEAP_SCALE', 300);
+const HEAP_CONCURRENCY = envInt('BENCH_HEAP_CONCURRENCY', SCALE_CONCURRENCY);
+
+/** SIGUSR2 → podnetd (started with --heapsnapshot-signal) writes a snapshot into its cwd; returns its path. */
+async function heapSnapshot(d) {
+  const before = new Set(await readdir(d.root));
+  process.kill(d.pid, 'SIGUSR2');
+  for (;;) {
+    await sleep(200);
+    const file = (await readdir(d.root)).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    // The snapshot is written on the main thread: once Version answers again, the file is complete.
+    if (file) {
+      await d.call('version', api.VersionRequest.fromPartial({}), 120_000);
+      return join(d.root, file);
+    }
+  }
+}
+
+/** RSS of a process by mapping (file, [heap], [stack], anonymous), largest first, from /proc/<pid>/smaps. */
+async function smapsSummary(pid, top = 8) {
+  const text = await readFile(`/proc/${pid}/smaps`, 'utf8');
+  const by = new Map();
+  let name = '';
+  let anonTotal = 0;
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      name = head[1] || '[anonymous]';
+      if (name.includes('/')) name = name.slice(name.lastIndexOf('/') + 1);
+      continue;
+    }
+    const m = /^(Rss|Anonymous):\s+(\d+) kB/.exec(line);
+    if (!m) continue;
+    if (m[1] === 'Anonymous') {
+      anonTotal += Number(m[2]);
+      continue;
+    }
+    by.set(name, (by.get(name) ?? 0) + Number(m[2]));
+  }
+  const rows = [...by].sort((a, b) => b[1] - a[1]).slice(0, top).map(([n, kb]) => `${n} ${(kb / 1024).toFixed(1)}`);
+  return `anonymous ${(anonTotal / 1024).toFixed(1)} MiB of RSS; by mapping (MiB): ${rows.join(', ')}`;
+}
+
+/** --heap: what podnetd's heap holds per sandbox, and after a restart with them on disk. */
+async function heapMain() {
+  const env = await setup();
+  const metricsAddress = `127.0.0.1:${randomInt(20000, 30000)}`;
+  const d = await startPodnet(env, ['--heapsnapshot-signal=SIGUSR2'], { metrics_address: metricsAddress });
+  // Memory figures first, snapshots after: a snapshot's own native allocations stay in RSS.
+  for (let i = 0; i < 50; i++) await podnetCycle(d);
+  const m0 = await daemonMemory(metricsAddress);
+  const smaps0 = await smapsSummary(d.pid);
+  log(`heap: idle after 50 cycles: ${memLine(m0)}`);
+  const ids = [];
+  await pool(HEAP_SCALE, HEAP_CONCURRENCY, async () => ids.push(await d.runPod()));
+  const m1 = await daemonMemory(metricsAddress);
+  const smaps1 = await smapsSummary(d.pid);
+  const s1 = heapBreakdown(await heapSnapshot(d));
+  const m1gc = await daemonMemory(metricsAddress);
+  log(`heap: ${ids.length} running: ${memLine(m1)}; after the snapshot's full GC: ${memLine(m1gc)}`);
+  await d.stop();
+  await d.start();
+  await sleep(1000);
+  const m2 = await daemonMemory(metricsAddress);
+  const smaps2 = await smapsSummary(d.pid);
+  const s2 = heapBreakdown(await heapSnapshot(d));
+  const m2gc = await daemonMemory(metricsAddress);
+  log(`heap: 1 s after a restart with ${ids.length}: ${memLine(m2)}; after the snapshot's full GC: ${memLine(m2gc)}`);
+  await pool(ids.length, SCALE_CONCURRENCY, async (i) => {
+    await d.stopPod(ids[i]);
+    await d.removePod(ids[i]);
+  });
+  // Idle baseline for the live-heap comparison: the same (restarted) daemon with nothing left.
+  const s3 = heapBreakdown(await heapSnapshot(d));
+  await d.stop();
+  for (const f of (await readdir(d.root)).filter((x) => x.endsWith('.heapsnapshot'))) await rm(join(d.root, f));
+  const text = [
+    `podnetd memory (${new Date().toISOString()}); heap snapshots via node --heapsnapshot-signal, summaries by bench/heap-summary.mjs`,
+    `sandboxes created at concurrency ${HEAP_CONCURRENCY}; memory figures from podnetd's /metrics (prom-client) and /proc/<pid>/smaps`,
+    '',
+    `idle after 50 cycles:          ${memLine(m0)}`,
+    `  smaps: ${smaps0}`,
+    `${ids.length} running:                   ${memLine(m1)}`,
+    `  smaps: ${smaps1}`,
+    `  after a full GC (snapshot):  ${memLine(m1gc)}`,
+    `1 s after restart, ${ids.length} on disk: ${memLine(m2)}`,
+    `  smaps: ${smaps2}`,
+    `  after a full GC (snapshot):  ${memLine(m2gc)}`,
+    '',
+    `=== live heap (after full GC): idle (all removed, after the restart) → ${ids.length} running; per sandbox ${(((s1.total - s3.total) / ids.length) / 1024).toFixed(1)} KiB ===`,
+    formatBreakdown(s3, s1, 20),
+    '',
+    `=== live heap: ${ids.length} running before the restart → 1 s after it ===`,
+    formatBreakdown(s1, s2, 10),
+    '',
+  ].join('\n');
+  await mkdir(OUT_DIR, { recursive: true });
+  await writeFile(join(OUT_DIR, 'heap.txt'), text);
+  process.stdout.write(text);
 }
 
 async function main() {
@@ -1204,7 +1310,7 @@ async function scalePhase(env, d, R) {
   return S;
 }
 
-const entry = PROFILE_MODE ? profileMain : main;
+const entry = HEAP_MODE ? heapMain : PROFILE_MODE ? profileMain : main;
 let code = 0;
 try {
   await entry();
