@@ -1,7 +1,7 @@
 // Plugins that fail in every way a plugin can: error JSON, garbage, crashes, hangs, missing
 // binaries, and a chain that fails half way through ADD.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { access, readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CNIConfig,
@@ -24,8 +24,7 @@ import {
   randomHex,
   tmpDir,
   uniqueSubnet,
-  waitFor,
-} from '../helpers/env.js';
+  waitFor, pathExists } from '../helpers/env.js';
 
 const cleanup = new Cleanup();
 let root: string;
@@ -35,11 +34,7 @@ let netns: NetnsManager;
 let cni: CNIConfig;
 const events: PluginExecEvent[] = [];
 
-const exists = (p: string): Promise<boolean> =>
-  access(p).then(
-    () => true,
-    () => false,
-  );
+const exists = pathExists;
 
 beforeAll(async () => {
   root = cleanup.dir(await tmpDir('podnet-faults-'));

@@ -1,7 +1,7 @@
 // Networks (go-cni's CNI object): a pod joins loopback plus the first maxConfNum networks of a
 // conf dir, with real bridge + host-local in a real namespace.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { access, mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Networks, PluginError, type SetupResult } from '../../src/cni/index.js';
 import { NetnsManager } from '../../src/netns/netns.js';
@@ -16,8 +16,7 @@ import {
   tmpDir,
   uniqueSubnet,
   writeJSON,
-  type Subnet,
-} from '../helpers/env.js';
+  type Subnet, pathExists } from '../helpers/env.js';
 
 const cleanup = new Cleanup();
 let root: string;
@@ -29,11 +28,7 @@ let nets: Networks;
 const subnets: Subnet[] = [];
 const names: string[] = [];
 
-const exists = (p: string): Promise<boolean> =>
-  access(p).then(
-    () => true,
-    () => false,
-  );
+const exists = pathExists;
 
 function bridgeConflist(name: string, subnet: Subnet): Record<string, unknown> {
   return {

@@ -1,7 +1,7 @@
 // Real plugins (/usr/lib/cni) in real namespaces: ADD, CHECK, DEL through CNIConfig, verified by
 // looking at the namespace, host-local's state files and the result cache.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CNIConfig,
@@ -32,8 +32,7 @@ import {
   tmpDir,
   uniqueSubnet,
   withHostLock,
-  type Subnet,
-} from '../helpers/env.js';
+  type Subnet, pathExists } from '../helpers/env.js';
 
 const cleanup = new Cleanup();
 let cacheDir: string;
@@ -43,11 +42,7 @@ let cni: CNIConfig;
 let ipForwardBefore: string;
 let portmapChainsBefore = true;
 
-const exists = (p: string): Promise<boolean> =>
-  access(p).then(
-    () => true,
-    () => false,
-  );
+const exists = pathExists;
 
 beforeAll(async () => {
   const root = cleanup.dir(await tmpDir('podnet-plugins-'));

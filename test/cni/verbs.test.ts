@@ -1,7 +1,7 @@
 // CHECK, GC, STATUS, VERSION and runtimeConfig: what each verb sends, when it is skipped, and
 // what it does to real attachments.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { access, readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CNIConfig,
@@ -24,8 +24,7 @@ import {
   removeEmptyPortmapChains,
   tmpDir,
   uniqueSubnet,
-  withHostLock,
-} from '../helpers/env.js';
+  withHostLock, pathExists } from '../helpers/env.js';
 
 const cleanup = new Cleanup();
 let root: string;
@@ -35,11 +34,7 @@ let netns: NetnsManager;
 let cni: CNIConfig;
 let portmapChainsBefore = true;
 
-const exists = (p: string): Promise<boolean> =>
-  access(p).then(
-    () => true,
-    () => false,
-  );
+const exists = pathExists;
 
 beforeAll(async () => {
   root = cleanup.dir(await tmpDir('podnet-verbs-'));

@@ -2,7 +2,7 @@
 // real CNI plugins (bridge, host-local, portmap) and real network namespaces. Each test makes its
 // own temp root, bridges and subnets, and cleans them up in afterEach even when it fails; the last
 // test checks that nothing (mounts, bridges, processes, iptables rules) was left behind.
-import { access, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { randomInt } from 'node:crypto';
@@ -19,7 +19,7 @@ import {
   RuntimeServiceService,
   type StatusResponse,
 } from '../../src/gen/runtime/v1/api.js';
-import { ipAddrsIn, natRulesMatching, pidAlive, removeEmptyPortmapChains, waitFor, withHostLock } from '../helpers/env.js';
+import { ipAddrsIn, natRulesMatching, pidAlive, removeEmptyPortmapChains, waitFor, withHostLock, pathExists } from '../helpers/env.js';
 import {
   createdBridges,
   createdRoots,
@@ -67,11 +67,7 @@ afterAll(async () => {
   if (!portmapChainsBefore) await withHostLock('iptables', removeEmptyPortmapChains);
 });
 
-const exists = (p: string): Promise<boolean> =>
-  access(p).then(
-    () => true,
-    () => false,
-  );
+const exists = pathExists;
 
 /** A daemon whose default conf dir holds one fresh bridge network. */
 async function daemonWithNetwork(opts: { portmap?: boolean } = {}): Promise<{ d: Daemon; net: ReturnType<typeof testNetwork> }> {

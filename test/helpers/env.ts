@@ -1,7 +1,7 @@
 // Shared helpers for tests that run real CNI plugins in real network namespaces.
 // Everything a test makes lives under its own temp dirs and gets a random name, so test files
 // can run in parallel with each other (and with other suites) without stepping on each other.
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile, access } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -307,4 +307,12 @@ export class Cleanup {
     }
     return errors;
   }
+}
+
+/** Whether a path exists (any kind of file). */
+export function pathExists(p: string): Promise<boolean> {
+  return access(p).then(
+    () => true,
+    () => false,
+  );
 }
