@@ -18,7 +18,6 @@ import { spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, open, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -29,6 +28,7 @@ import { formatBreakdown, heapBreakdown } from './heap-summary.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 const API_JS = join(REPO, 'dist', 'gen', 'runtime', 'v1', 'api.js');
+const SERVER_JS = join(REPO, 'dist', 'cri', 'server.js');
 let DAEMON_BIN = join(REPO, 'bin', 'podnetd');
 const PROFILE_MODE = process.argv.includes('--profile');
 const HEAP_MODE = process.argv.includes('--heap');
@@ -333,6 +333,8 @@ async function limitForget(net, pod) {
 // ---- podnetd --------------------------------------------------------------------------------------
 
 let api;
+/** podnetd's own socket probe (dist/cri/server.js), loaded with the API. */
+let socketAlive;
 
 function readProc(pid) {
   return Promise.all([readFile(`/proc/${pid}/stat`, 'utf8'), readFile(`/proc/${pid}/status`, 'utf8')]);
@@ -349,17 +351,6 @@ async function rssMiB(pid) {
   const [, status] = await readProc(pid);
   const m = /VmRSS:\s+(\d+) kB/.exec(status);
   return m ? Number(m[1]) / 1024 : NaN;
-}
-
-function socketConnects(path) {
-  return new Promise((resolve) => {
-    const c = connect(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
 }
 
 /** Mount points of nsfs below dir. */
@@ -435,7 +426,7 @@ class Daemon {
     proc.stdout.on('data', keep);
     proc.stderr.on('data', keep);
     const deadline = Date.now() + 30_000;
-    while (!(await socketConnects(this.socket))) {
+    while (!(await socketAlive(this.socket))) {
       if (!this.running) throw new Error(`podnetd exited (${proc.exitCode ?? proc.signalCode}) before serving: ${this.output.trim().slice(-2000)}`);
       if (Date.now() > deadline) throw new Error(`podnetd did not serve within 30 s: ${this.output.trim().slice(-2000)}`);
       await sleep(5);
@@ -806,6 +797,7 @@ async function setup() {
   if (!CNI_BIN) throw new Error('bridge/portmap/loopback plugins not found in /opt/cni/bin or /usr/lib/cni (make sysdeps)');
   if (!existsSync(API_JS)) throw new Error(`${API_JS} missing: run make build first`);
   api = await import(API_JS);
+  ({ socketAlive } = await import(SERVER_JS));
   CLK_TCK = Number((await run('getconf', ['CLK_TCK'], { detached: false })).stdout.trim()) || 100;
   const root = await mkdtemp(join(tmpdir(), 'podnet-bench-'));
   onCleanup(`rm -r ${root}`, async () => {

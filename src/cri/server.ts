@@ -127,7 +127,7 @@ export function buildRuntimeService(s: Services, log: Logger): UntypedServiceImp
 export class SocketInUseError extends Error {}
 
 /** Is a daemon answering on this socket? A refused or missing socket means no. */
-function socketAlive(path: string): Promise<boolean> {
+export function socketAlive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const c = connect(path);
     c.once('connect', () => {

@@ -184,6 +184,19 @@ async function stopAndRemoveAll(d: Daemon, width = 8): Promise<string[]> {
 
 // ---- the tests ------------------------------------------------------------------------------------
 
+/** Mounts a tmpfs over dir (unmounted at cleanup); returns an idempotent unmount. */
+async function mountTmpfs(dir: string, options: string): Promise<() => Promise<void>> {
+  await shOk('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir]);
+  let mounted = true;
+  const unmount = async (): Promise<void> => {
+    if (!mounted) return;
+    await shOk('umount', [dir]);
+    mounted = false;
+  };
+  onCleanup(unmount, `umount ${dir}`);
+  return unmount;
+}
+
 describe('podnetd under faults (real daemon, real plugins)', () => {
   it('1. kill -9 during a burst of RunPodSandbox: every id the client got survives, nothing leaks', { timeout: 240_000 }, async () => {
     const ROUNDS = 10;
@@ -388,14 +401,7 @@ describe('podnetd under faults (real daemon, real plugins)', () => {
     it('7b. read-only mount over the sandboxes dir (EROFS)', async () => {
       const { d, net } = await daemonWith((n) => n.text);
       const dir = join(d.stateDir, 'sandboxes');
-      await shOk('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', dir]);
-      let mounted = true;
-      const unmount = async (): Promise<void> => {
-        if (!mounted) return;
-        await shOk('umount', [dir]);
-        mounted = false;
-      };
-      onCleanup(unmount, `umount ${dir}`);
+      const unmount = await mountTmpfs(dir, 'ro,size=1m');
       await expect(writeFile(join(dir, 'probe'), 'x')).rejects.toThrow(/EROFS/);
       await expectCleanRefusal(d, net.name, /EROFS|read-only/i, [], unmount);
     });
@@ -403,14 +409,7 @@ describe('podnetd under faults (real daemon, real plugins)', () => {
     it('7c. disk full under the sandboxes dir (ENOSPC)', async () => {
       const { d, net } = await daemonWith((n) => n.text);
       const dir = join(d.stateDir, 'sandboxes');
-      await shOk('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir]);
-      let mounted = true;
-      const unmount = async (): Promise<void> => {
-        if (!mounted) return;
-        await shOk('umount', [dir]);
-        mounted = false;
-      };
-      onCleanup(unmount, `umount ${dir}`);
+      const unmount = await mountTmpfs(dir, 'size=64k');
       await writeFile(join(dir, 'filler'), Buffer.alloc(256 * 1024)).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOSPC') throw err;
       });

@@ -6,7 +6,6 @@
 // its pods) goes before the bridges its networks used, and those before the temp root.
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
@@ -34,6 +33,7 @@ import {
   type StatusResponse,
   type VersionResponse,
 } from '../../src/gen/runtime/v1/api.js';
+import { socketAlive } from '../../src/cri/server.js';
 import { Cleanup, delHostLink, linkExists, randomHex, sh } from '../helpers/env.js';
 
 export const REPO_ROOT: string = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
@@ -284,17 +284,6 @@ export class DaemonStartError extends Error {
 
 export type LogLine = Record<string, unknown>;
 
-function socketConnects(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect(path);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-  });
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function assertBuilt(): void {
@@ -486,7 +475,7 @@ export class Daemon {
         const code = await this.exit;
         throw new DaemonStartError(`podnetd exited with ${code} before serving: ${this.stderr.trim()}`, code, this.stderr);
       }
-      if (served && (await socketConnects(this.socket))) break;
+      if (served && (await socketAlive(this.socket))) break;
       if (Date.now() > deadline) {
         await this.kill();
         throw new DaemonStartError(`podnetd did not serve on ${this.socket} within ${START_TIMEOUT_MS} ms: ${this.stderr.trim()}`, undefined, this.stderr);
