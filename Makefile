@@ -9,11 +9,11 @@ CNI_PLUGIN := $(firstword $(wildcard /opt/cni/bin/bridge /usr/lib/cni/bridge))
 all: build
 
 # System tools the daemon and the tests run: the CNI reference plugins, iproute2, iptables (portmap),
-# util-linux (unshare/nsenter/umount for bind-mounted namespaces).
+# util-linux (unshare/nsenter/umount for bind-mounted namespaces), and a C compiler for podnet-spawner.
 sysdeps:
-	@if [ -z "$(CNI_PLUGIN)" ] || ! command -v ip >/dev/null || ! command -v iptables >/dev/null || ! command -v unshare >/dev/null; then \
-	  echo "installing system packages: containernetworking-plugins iproute2 iptables util-linux"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containernetworking-plugins iproute2 iptables util-linux >/dev/null; \
+	@if [ -z "$(CNI_PLUGIN)" ] || ! command -v ip >/dev/null || ! command -v iptables >/dev/null || ! command -v unshare >/dev/null || ! command -v $(CC) >/dev/null; then \
+	  echo "installing system packages: containernetworking-plugins iproute2 iptables util-linux gcc libc6-dev"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containernetworking-plugins iproute2 iptables util-linux gcc libc6-dev >/dev/null; \
 	fi
 
 $(NODE_DEPS): package.json package-lock.json
@@ -22,7 +22,13 @@ $(NODE_DEPS): package.json package-lock.json
 
 deps: sysdeps $(NODE_DEPS)
 
-build: $(NODE_DEPS)
+# podnet-spawner: the small C helper that forks plugins and makes namespaces for podnetd.
+SPAWNER := dist/libexec/podnet-spawner
+$(SPAWNER): src/spawner/podnet-spawner.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+build: $(NODE_DEPS) $(SPAWNER)
 	./node_modules/.bin/tsc -p tsconfig.json
 
 typecheck: $(NODE_DEPS)

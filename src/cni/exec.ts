@@ -1,7 +1,7 @@
 import { access, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { InlineSpawner, type Spawner } from '../spawner/spawner.js';
 import { validatePluginType } from './config.js';
 import { InvalidRequestError } from './errors.js';
 
@@ -39,6 +39,9 @@ export class ExecAbortedError extends Error {
   }
 }
 
+/** A plugin's stdout and stderr together; a result is a few KiB, so this only stops a runaway. */
+const MAX_PLUGIN_OUTPUT = 16 * 1024 * 1024;
+
 export async function findInPath(type: string, dirs: readonly string[]): Promise<string> {
   validatePluginType(type);
   for (const dir of dirs) {
@@ -66,19 +69,14 @@ function baseEnv(): Record<string, string> {
   return env;
 }
 
-function killGroup(pid: number | undefined): void {
-  if (pid === undefined) return;
-  try {
-    // Negative pid: the whole group, so a plugin's own children (bridge → host-local) die with it.
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-/** Runs plugins as real processes with execa: no shell, own process group, killed as a group on abort. */
+/**
+ * Runs plugins as real processes: no shell, own process group, killed as a group on abort. The
+ * Spawner decides where the fork happens (in this process, or in the podnet-spawner helper).
+ */
 export class RawExec implements PluginExec {
   private readonly env = baseEnv();
+
+  constructor(private readonly spawner: Spawner = new InlineSpawner()) {}
 
   findInPath(type: string, dirs: readonly string[]): Promise<string> {
     return findInPath(type, dirs);
@@ -86,35 +84,26 @@ export class RawExec implements PluginExec {
 
   async run(req: ExecRequest): Promise<ExecOutput> {
     if (req.signal?.aborted) throw new ExecAbortedError(req.signal.reason);
-    const child = execa(req.pluginPath, [], {
-      input: req.stdin,
-      env: { ...this.env, ...req.env },
-      extendEnv: false,
-      detached: true,
-      reject: false,
-      encoding: 'buffer',
-      stripFinalNewline: false,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    const onAbort = (): void => killGroup(child.pid);
-    req.signal?.addEventListener('abort', onAbort, { once: true });
+    let r;
     try {
-      const r = await child;
-      if (req.signal?.aborted) {
-        killGroup(child.pid);
-        throw new ExecAbortedError(req.signal.reason);
-      }
-      if (r.exitCode === undefined && !r.signal) {
-        throw new Error(`failed to run ${req.pluginPath}: ${r.originalMessage ?? r.shortMessage}`);
-      }
-      return {
-        exitCode: r.exitCode ?? 128,
-        ...(r.signal ? { signal: r.signal } : {}),
-        stdout: Buffer.from(r.stdout),
-        stderr: Buffer.from(r.stderr).toString('utf8'),
-      };
-    } finally {
-      req.signal?.removeEventListener('abort', onAbort);
+      r = await this.spawner.spawn({
+        path: req.pluginPath,
+        env: { ...this.env, ...req.env },
+        stdin: req.stdin,
+        ...(req.signal ? { signal: req.signal } : {}),
+        maxOutput: MAX_PLUGIN_OUTPUT,
+      });
+    } catch (err) {
+      if (req.signal?.aborted) throw new ExecAbortedError(req.signal.reason);
+      throw new Error(`failed to run ${req.pluginPath}: ${(err as Error).message}`);
     }
+    if (req.signal?.aborted) throw new ExecAbortedError(req.signal.reason);
+    return {
+      // A plugin killed by a signal has no exit code; 128 keeps "non-zero" true for callers.
+      exitCode: r.exitCode ?? 128,
+      ...(r.signal ? { signal: r.signal } : {}),
+      stdout: r.stdout,
+      stderr: r.stderr.toString('utf8'),
+    };
   }
 }

@@ -36,6 +36,11 @@ export interface DaemonConfig {
   cleanupTimeoutMs: number;
   metricsAddress: string;
   attachmentsDir: string;
+  /**
+   * Where plugins are forked: "helper" (podnet-spawner, the daemon never forks per plugin) or
+   * "inline" (child_process in the daemon; the fallback when the helper is not built).
+   */
+  spawner: 'helper' | 'inline';
   cni: CNISettings;
   runtimes: Record<string, RuntimeHandlerConfig>;
 }
@@ -53,6 +58,7 @@ export function defaultConfig(): DaemonConfig {
     cleanupTimeoutMs: 60_000,
     metricsAddress: '',
     attachmentsDir: '/etc/podnet/attachments.d',
+    spawner: 'helper',
     cni: {
       binDirs: ['/opt/cni/bin', '/usr/lib/cni'],
       confDir: '/etc/cni/net.d',
@@ -192,6 +198,7 @@ export function parseConfig(text: string, base: DaemonConfig = defaultConfig()):
   top.duration('cleanup_timeout', (v) => (cfg.cleanupTimeoutMs = v));
   top.str('metrics_address', (v) => (cfg.metricsAddress = v));
   top.str('attachments_dir', (v) => (cfg.attachmentsDir = v));
+  top.oneOf('spawner', ['helper', 'inline'] as const, (v) => (cfg.spawner = v));
 
   const cniTable = top.table('cni');
   if (cniTable) {

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { CNIConfig, type PluginExecEvent } from '../cni/cni.js';
 import { RawExec, type PluginExec } from '../cni/exec.js';
 import { NetnsManager } from '../netns/netns.js';
+import { HELPER_BINARY, helperAvailable, SpawnHelper } from '../spawner/helper.js';
 import type { DaemonConfig } from './config.js';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -35,14 +36,25 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** The helper that forks plugins for us, or undefined to fork them in this process. */
+async function startSpawnHelper(cfg: DaemonConfig, log: Logger): Promise<SpawnHelper | undefined> {
+  if (cfg.spawner === 'inline') return undefined;
+  if (!(await helperAvailable())) {
+    log.warn({ binary: HELPER_BINARY }, 'spawn helper not built (make build); forking plugins from podnetd itself');
+    return undefined;
+  }
+  return new SpawnHelper(HELPER_BINARY, (detail) => log.error({ detail }, 'spawn helper died; calls in flight failed, the next call starts a new one'));
+}
+
 /** Wires the parts together, recovers the store, loads networks, then serves. */
 export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDeps = {}): Promise<Daemon> {
   let sandboxes: SandboxService | undefined;
+  const helper = await startSpawnHelper(cfg, log);
   const metrics = new Metrics(() => sandboxes?.records() ?? []);
   const cni = new CNIConfig({
     path: cfg.cni.binDirs,
     cacheDir: cfg.cni.cacheDir,
-    exec: deps.exec ?? new RawExec(),
+    exec: deps.exec ?? new RawExec(helper),
     observer: (ev) => {
       log.debug({ network: ev.network, plugin: ev.plugin, verb: ev.verb, sandbox: ev.containerID, ifName: ev.ifName, durationMs: ev.durationMs, err: ev.error?.message }, 'cni exec');
       sandboxes?.onPluginExec(ev);
@@ -51,7 +63,7 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
     },
   });
   const networks = new NetworkManager(cfg, cni, log.child({ component: 'networks' }));
-  const netns = new NetnsManager(cfg.netnsDir);
+  const netns = new NetnsManager(cfg.netnsDir, helper);
   sandboxes = new SandboxService({
     cfg,
     store: new SandboxStore(cfg.stateDir),
@@ -113,6 +125,7 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
       metricsServer?.close();
       await gcRunning?.catch(() => undefined);
       await rm(pidFile, { force: true });
+      await helper?.close();
     },
   };
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rm, stat, statfs } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { execa } from 'execa';
+import { InlineSpawner, type Spawner } from '../spawner/spawner.js';
 
 /** Our namespaces are `cni-<uuid>`, like containerd's; other tools' files in the dir are never ours. */
 export const NETNS_PREFIX = 'cni-';
@@ -38,14 +38,46 @@ export async function isNsfsMount(path: string): Promise<boolean> {
   return (await nsfsMounts()).has(resolve(path));
 }
 
+/** The two privileged calls behind a persistent namespace. */
+export interface NamespaceOps {
+  /** Makes a new network namespace and bind-mounts it on `path`, an existing empty file. */
+  mountNewNetns(path: string): Promise<void>;
+  /** Lazily unmounts `path`, so a plugin still holding the namespace can't make cleanup fail. */
+  unmount(path: string): Promise<void>;
+}
+
+/** NamespaceOps with unshare(1) and umount(8): Node cannot unshare a thread of its own. */
+export class CommandNamespaceOps implements NamespaceOps {
+  constructor(private readonly spawner: Spawner = new InlineSpawner()) {}
+
+  async mountNewNetns(path: string): Promise<void> {
+    // unshare(1) creates the namespace in a child and bind-mounts /proc/<pid>/ns/net onto the file.
+    await this.run('unshare', [`--net=${path}`, 'true'], `failed to create network namespace ${path}`);
+  }
+
+  async unmount(path: string): Promise<void> {
+    await this.run('umount', ['-l', path], `failed to unmount network namespace ${path}`);
+  }
+
+  private async run(cmd: string, args: string[], what: string): Promise<void> {
+    const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
+    const r = await this.spawner.spawn({ path: cmd, args, env, maxOutput: 1024 * 1024 });
+    if (r.exitCode !== 0) throw new NetnsError(`${what}: ${r.stderr.toString('utf8').trim() || `${cmd} ${r.signal ?? `exit ${r.exitCode}`}`}`);
+  }
+}
+
 /**
  * Creates and removes persistent network namespaces: an empty file under the netns dir with a
  * new namespace bind-mounted on it, as `ip netns add` does but in a dir of our choosing.
  */
 export class NetnsManager {
   readonly dir: string;
+  private dirMade = false;
 
-  constructor(dir: string) {
+  constructor(
+    dir: string,
+    private readonly ops: NamespaceOps = new CommandNamespaceOps(),
+  ) {
     this.dir = resolve(dir);
   }
 
@@ -57,21 +89,32 @@ export class NetnsManager {
   async create(path = this.newPath(), signal?: AbortSignal): Promise<string> {
     this.assertOwn(path);
     if (signal?.aborted) throw new NetnsError(`not creating network namespace ${path}: the request was aborted`);
-    await mkdir(this.dir, { recursive: true, mode: 0o755 });
-    const fh = await open(path, 'wx', 0o444);
-    await fh.close();
+    await (await this.createFile(path)).close();
     try {
-      // unshare(1) creates the namespace in a child and bind-mounts /proc/<pid>/ns/net onto the
-      // file; Node cannot unshare a thread of its own.
-      const r = await execa('unshare', [`--net=${path}`, 'true'], { reject: false, ...(signal ? { cancelSignal: signal } : {}) });
-      // A cancel that lands after unshare finished still reports exit 0: treat it as a failure so
-      // the namespace is removed here rather than left mounted for a caller that gave up.
-      if (r.isCanceled || r.exitCode !== 0) throw new NetnsError(`failed to create network namespace ${path}: ${String(r.stderr).trim() || `exit ${r.exitCode}`}`);
+      await this.ops.mountNewNetns(path);
+      // A cancel that lands after the mount still counts as a failure, so the namespace is
+      // removed here rather than left mounted for a caller that gave up.
+      if (signal?.aborted) throw new NetnsError(`not creating network namespace ${path}: the request was aborted`);
     } catch (err) {
       await this.remove(path).catch(() => undefined);
       throw err instanceof NetnsError ? err : new NetnsError(`failed to create network namespace ${path}: ${(err as Error).message}`);
     }
     return path;
+  }
+
+  /** The empty mount point; the dir is made on first use and again only if someone removed it. */
+  private async createFile(path: string): Promise<FileHandle> {
+    if (!this.dirMade) {
+      await mkdir(this.dir, { recursive: true, mode: 0o755 });
+      this.dirMade = true;
+    }
+    try {
+      return await open(path, 'wx', 0o444);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await mkdir(this.dir, { recursive: true, mode: 0o755 });
+      return await open(path, 'wx', 0o444);
+    }
   }
 
   /** Unmounts and deletes one of our namespaces; a namespace that is already gone is fine. */
@@ -84,9 +127,11 @@ export class NetnsManager {
       throw err;
     }
     // Lazy unmount: a plugin still holding the namespace open must not make us fail to clean up.
-    const r = await execa('umount', ['-l', path], { reject: false });
-    if (r.exitCode !== 0 && (await isNsfsMount(path))) {
-      throw new NetnsError(`failed to unmount network namespace ${path}: ${String(r.stderr).trim()}`);
+    try {
+      await this.ops.unmount(path);
+    } catch (err) {
+      // Not mounted (a crash between creating the file and mounting) is fine; still mounted is not.
+      if (await this.exists(path)) throw err instanceof NetnsError ? err : new NetnsError(`failed to unmount network namespace ${path}: ${(err as Error).message}`);
     }
     await rm(path, { force: true });
   }
