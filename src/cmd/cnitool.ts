@@ -10,6 +10,11 @@ export function cnitoolContainerID(netnsPath: string): string {
   return `cnitool-${createHash('sha512').update(resolve(netnsPath)).digest('hex').slice(0, 20)}`;
 }
 
+/** A command line that cannot work as written (exit status 2, with the usage). */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
 export interface CnitoolEnv {
   NETCONFPATH?: string;
   CNI_PATH?: string;
@@ -41,7 +46,8 @@ function parseCapArgs(s: string | undefined): Record<string, unknown> {
  */
 export async function cnitool(verb: string, args: string[], env: CnitoolEnv, cacheDir: string): Promise<string> {
   const [network, netns] = args;
-  if (!network) throw new Error(`usage: podnet ${verb} <network> ${verb === 'gc' || verb === 'status' ? '' : '<netns>'}`.trim());
+  const needsNetns = verb !== 'gc' && verb !== 'status';
+  if (!network || (needsNetns && !netns)) throw new UsageError(`usage: podnet ${verb} <network>${needsNetns ? ' <netns>' : ''}`);
   const confDir = env.NETCONFPATH || '/etc/cni/net.d';
   const list = await loadNetworkByName(confDir, network);
   const cni = new CNIConfig({ path: (env.CNI_PATH || '/opt/cni/bin:/usr/lib/cni').split(':').filter(Boolean), cacheDir });
@@ -53,8 +59,7 @@ export async function cnitool(verb: string, args: string[], env: CnitoolEnv, cac
     await cni.getStatusNetworkList(list);
     return '';
   }
-  if (!netns) throw new Error(`usage: podnet ${verb} <network> <netns>`);
-  const nsPath = resolve(netns);
+  const nsPath = resolve(netns!);
   const rt: RuntimeConf = {
     containerID: env.CNI_CONTAINERID || cnitoolContainerID(nsPath),
     netNS: nsPath,
@@ -72,6 +77,6 @@ export async function cnitool(verb: string, args: string[], env: CnitoolEnv, cac
       await cni.checkNetworkList(list, rt);
       return '';
     default:
-      throw new Error(`unknown command "${verb}"`);
+      throw new UsageError(`unknown command "${verb}"`);
   }
 }

@@ -7,8 +7,8 @@ import { errorMessage } from '../cni/errors.js';
 import { podnetVersion } from '../cri/runtime-service.js';
 import { networkStatus } from '../cri/sandbox-service.js';
 import { SandboxStore, type SandboxRecord } from '../cri/store.js';
-import { cnitool } from './cnitool.js';
-import { findLeaks, fixLeaks } from './doctor.js';
+import { cnitool, UsageError } from './cnitool.js';
+import { actionable, findLeaks, fixLeaks } from './doctor.js';
 
 const USAGE = `usage: podnet <command> [args]
 
@@ -26,8 +26,9 @@ Daemon state (--state-dir DIR, default /var/lib/podnet):
   network-status <id>          the Multus network-status list of a sandbox (JSON)
   gc                           ask the running podnetd to run CNI garbage collection now
   doctor [--fix] [--json]      list leaks: our netns with no sandbox, cache entries with no sandbox
-    [--netns-dir DIR]          and no namespace, host-local allocations with neither; --fix
-    [--conf-dir DIR]           releases them (DEL from the cache, then remove)
+    [--netns-dir DIR]          and no namespace, host-local allocations with neither, veths of the
+    [--conf-dir DIR]           conf dir's bridges with no pod behind them; --fix releases them
+                               (DEL from the cache, then remove); idle bridges are only listed
 
 Configs:
   validate [--conf-dir DIR]    load every config, run VERSION on each plugin, print a verdict
@@ -41,8 +42,6 @@ const WELL_KNOWN_CAPABILITIES = new Set([
   'portMappings', 'ipRanges', 'bandwidth', 'dns', 'ips', 'mac', 'infinibandGUID', 'deviceID', 'aliases', 'cgroupPath', 'io.kubernetes.cri.pod-annotations',
 ]);
 
-class UsageError extends Error {}
-
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
@@ -53,6 +52,12 @@ function age(createdAtNs: string): string {
   if (s < 120) return `${s}s`;
   if (s < 7200) return `${Math.round(s / 60)}m`;
   return `${Math.round(s / 3600)}h`;
+}
+
+/** Whether a live process runs podnetd (bin/podnetd or dist/cmd/podnetd.js, under node or not). */
+async function isPodnetd(pid: number): Promise<boolean> {
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return cmdline.split('\0').slice(0, 3).some((arg) => /(^|\/)podnetd(\.js)?$/.test(arg));
 }
 
 async function findRecord(stateDir: string, id: string | undefined): Promise<SandboxRecord> {
@@ -136,6 +141,9 @@ async function main(argv: string[]): Promise<number> {
       const pidFile = join(stateDir, 'podnetd.pid');
       const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
       if (!Number.isInteger(pid) || pid <= 1) throw new Error(`no running podnetd found (no pid in ${pidFile})`);
+      // A daemon that was killed leaves its pid file behind, and the pid may belong to another
+      // process by now: SIGUSR1 would terminate it. Only signal a process that runs podnetd.
+      if (!(await isPodnetd(pid))) throw new Error(`no running podnetd found (pid ${pid} in ${pidFile} is not a podnetd: stale pid file?)`);
       process.kill(pid, 'SIGUSR1');
       process.stdout.write(`asked podnetd (pid ${pid}) to collect garbage; its log has the report\n`);
       return 0;
@@ -169,12 +177,16 @@ async function main(argv: string[]): Promise<number> {
         binDirs: values['cni-bin-dir'].split(':').filter(Boolean),
       };
       const leaks = await findLeaks(opts);
+      const toFix = actionable(leaks);
       const errors = values.fix ? await fixLeaks(leaks, opts) : [];
       if (values.json) process.stdout.write(`${JSON.stringify({ leaks, fixed: values.fix, errors }, null, 2)}\n`);
-      else if (leaks.length === 0) process.stdout.write('no leaks found\n');
-      else process.stdout.write(table([['KIND', 'PATH', 'DETAIL'], ...leaks.map((l) => [l.kind, l.path, l.detail])]) + (values.fix ? `fixed ${leaks.length - errors.length} of ${leaks.length}\n` : ''));
+      else {
+        if (leaks.length > 0) process.stdout.write(table([['KIND', 'PATH', 'DETAIL'], ...leaks.map((l) => [l.kind, l.path, l.informational ? `${l.detail} [info]` : l.detail])]));
+        if (toFix.length === 0) process.stdout.write('no leaks found\n');
+        else if (values.fix) process.stdout.write(`fixed ${toFix.length - errors.length} of ${toFix.length}\n`);
+      }
       for (const e of errors) process.stderr.write(`podnet doctor: ${e}\n`);
-      return errors.length > 0 || (!values.fix && leaks.length > 0) ? 1 : 0;
+      return errors.length > 0 || (!values.fix && toFix.length > 0) ? 1 : 0;
     }
     case 'validate': {
       const { out, ok } = await validate(values['conf-dir'], values['cni-bin-dir'].split(':').filter(Boolean), values.json);
@@ -193,7 +205,9 @@ async function main(argv: string[]): Promise<number> {
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (err) {
-  const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+  // Plugin errors carry a numeric CNI error code; only Node's parseArgs codes mean bad usage.
+  const code = (err as { code?: unknown }).code;
+  const usage = err instanceof UsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'));
   process.stderr.write(`podnet: ${errorMessage(err)}\n${usage ? `${USAGE}\n` : ''}`);
   process.exitCode = usage ? 2 : 1;
 }

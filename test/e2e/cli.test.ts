@@ -7,7 +7,22 @@ import { NetnsManager } from '../../src/netns/netns.js';
 import { CNIConfig } from '../../src/cni/cni.js';
 import { loadNetworkByName } from '../../src/cni/config.js';
 import { NetnsLedger } from '../../src/cri/store.js';
-import { Cleanup, hostLocalIpam, ipAddrsIn, PLUGIN_DIRS, randomHex, tmpDir, uniqueSubnet } from '../helpers/env.js';
+import {
+  Cleanup,
+  hostLocalIpam,
+  ipAddrsIn,
+  linkExists,
+  linkInfo,
+  nsExec,
+  pathExists,
+  PLUGIN_DIRS,
+  randomHex,
+  shOk,
+  startNetnsHolder,
+  TEST_PLUGIN_PATH,
+  tmpDir,
+  uniqueSubnet,
+} from '../helpers/env.js';
 
 const PODNET = join(import.meta.dirname, '../../bin/podnet');
 
@@ -18,6 +33,9 @@ interface Setup {
   dataDir: string;
   ns: string;
   network: string;
+  /** The bridge of the network (made by the bridge plugin on the first ADD). */
+  bridge: string;
+  netns: NetnsManager;
   env: Record<string, string>;
 }
 
@@ -43,7 +61,7 @@ describe('bin/podnet', () => {
     const netns = new NetnsManager(join(root, 'netns'));
     const ns = await netns.create();
     cleanup.push(() => netns.remove(ns), 'remove netns');
-    return { root, confDir, cacheDir, dataDir, ns, network, env: { NETCONFPATH: confDir, CNI_PATH: PLUGIN_DIRS.join(':') } };
+    return { root, confDir, cacheDir, dataDir, ns, network, bridge, netns, env: { NETCONFPATH: confDir, CNI_PATH: PLUGIN_DIRS.join(':') } };
   }
 
   it('add / check / del round trip like cnitool, with cnitool\'s container id and cache', async () => {
@@ -127,8 +145,176 @@ describe('bin/podnet', () => {
     const left = await readdir(ipamDir);
     expect(left).not.toContain(leakedIP);
     expect(left).not.toContain(strayIP);
+    // Nothing left but the network's bridge, now idle: listed for information, not a leak.
     const again = await execa(PODNET, ['doctor', ...flags]);
-    expect(JSON.parse(again.stdout)).toMatchObject({ leaks: [] });
+    expect(JSON.parse(again.stdout)).toEqual({
+      leaks: [{ kind: 'bridge', path: s.bridge, containerID: '', informational: true, detail: expect.stringContaining(`bridge of ${s.network}: no ports`) }],
+      fixed: false,
+      errors: [],
+    });
+    const text = await execa(PODNET, ['doctor', ...flags.filter((f) => f !== '--json')]);
+    expect(text.stdout).toMatch(new RegExp(`^bridge +${s.bridge} +bridge of ${s.network}: .*\\[info\\]$`, 'm'));
+    expect(text.stdout).toMatch(/^no leaks found$/m);
+    // --fix leaves an idle bridge alone: the next pod of the network reuses it.
+    expect((await execa(PODNET, ['doctor', '--fix', ...flags])).exitCode).toBe(0);
+    expect(await linkExists(undefined, s.bridge)).toBe(true);
+  });
+
+  it('doctor finds veths of the conf dir\'s bridges with no pod behind them; --fix deletes only those', async () => {
+    const s = await setup();
+    const stateDir = join(s.root, 'state');
+    const flags = ['--state-dir', stateDir, '--netns-dir', join(s.root, 'netns'), '--cache-dir', s.cacheDir, '--conf-dir', s.confDir, '--cni-bin-dir', PLUGIN_DIRS.join(':')];
+    // A real attachment on the bridge (it also makes the bridge): its veth must never be reported.
+    const add = await execa(PODNET, ['add', s.network, s.ns, '--cache-dir', s.cacheDir], { env: s.env });
+    cleanup.push(() => execa(PODNET, ['del', s.network, s.ns, '--cache-dir', s.cacheDir], { env: s.env }), 'podnet del');
+    const podVeth = (JSON.parse(add.stdout) as { interfaces: Array<{ name: string }> }).interfaces[1]!.name;
+    expect((await linkInfo(undefined, podVeth))?.kind).toBe('veth');
+    const veth = (): string => `pv${randomHex(8)}`;
+    const enslave = (name: string, bridge: string): Promise<string> => shOk('ip', ['link', 'set', name, 'master', bridge]);
+
+    // 1. leaked: a port whose peer is in the host namespace, enslaved nowhere.
+    const [hostEnd, hostPeer] = [cleanup.link(veth()), veth()];
+    await shOk('ip', ['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', hostPeer]);
+    await enslave(hostEnd, s.bridge);
+    // 2. leaked: a port whose peer is in a namespace no sandbox owns, held by a process, mounted nowhere.
+    const holder = await startNetnsHolder();
+    cleanup.push(() => holder.stop(), `kill netns holder ${holder.pid}`);
+    const [strayEnd, strayPeer] = [cleanup.link(veth()), veth()];
+    await shOk('ip', ['link', 'add', strayEnd, 'type', 'veth', 'peer', 'name', strayPeer, 'netns', String(holder.pid)]);
+    await enslave(strayEnd, s.bridge);
+    // 3. left alone: a port whose peer is in a bind-mounted namespace that is nobody's we know of
+    //    (another runtime's pod, possibly mid-ADD, looks like this).
+    const otherNetns = new NetnsManager(join(s.root, 'other-netns'));
+    const otherNs = await otherNetns.create();
+    cleanup.push(() => otherNetns.remove(otherNs), 'remove other netns');
+    const [mountedEnd, mountedPeer] = [cleanup.link(veth()), veth()];
+    await shOk('ip', ['link', 'add', mountedEnd, 'type', 'veth', 'peer', 'name', mountedPeer, 'netns', otherNs]);
+    await enslave(mountedEnd, s.bridge);
+    // 4. left alone: a host-side pair from our bridge to another bridge (an interconnect).
+    const otherBridge = cleanup.link(`pn${randomHex(8)}`);
+    await shOk('ip', ['link', 'add', otherBridge, 'type', 'bridge']);
+    const [linkEnd, linkPeer] = [cleanup.link(veth()), veth()];
+    await shOk('ip', ['link', 'add', linkEnd, 'type', 'veth', 'peer', 'name', linkPeer]);
+    await enslave(linkEnd, s.bridge);
+    await enslave(linkPeer, otherBridge);
+    // 5. out of scope: a bridge no config of the conf dir names, with a port like 1.
+    const [outEnd, outPeer] = [cleanup.link(veth()), veth()];
+    await shOk('ip', ['link', 'add', outEnd, 'type', 'veth', 'peer', 'name', outPeer]);
+    await shOk('ip', ['link', 'set', outPeer, 'master', otherBridge]);
+
+    const found = await execa(PODNET, ['doctor', '--json', ...flags], { reject: false });
+    expect(found.stderr).toBe('');
+    expect(found.exitCode).toBe(1);
+    const leaks = (JSON.parse(found.stdout) as { leaks: Array<{ kind: string; path: string; detail: string; ifindex?: number }> }).leaks;
+    expect(leaks.map((l) => `${l.kind} ${l.path}`).sort()).toEqual([`link ${hostEnd}`, `link ${strayEnd}`].sort());
+    expect(leaks.find((l) => l.path === hostEnd)!.detail).toBe(`port of bridge ${s.bridge}: its veth peer is in the host namespace (${hostPeer}), enslaved nowhere; no pod behind it`);
+    expect(leaks.find((l) => l.path === strayEnd)!.detail).toMatch(new RegExp(`^port of bridge ${s.bridge}: its veth peer is in namespace nsid \\d+, which is no sandbox's`));
+    expect(leaks.find((l) => l.path === strayEnd)!.ifindex).toBe((JSON.parse(await shOk('ip', ['-j', 'link', 'show', 'dev', strayEnd])) as Array<{ ifindex: number }>)[0]!.ifindex);
+    const table = await execa(PODNET, ['doctor', ...flags], { reject: false });
+    expect(table.exitCode).toBe(1);
+    expect(table.stdout.split('\n')[0]!.split(/\s+/)).toEqual(['KIND', 'PATH', 'DETAIL']);
+    expect(table.stdout).toMatch(new RegExp(`^link +${hostEnd} +port of bridge ${s.bridge}: `, 'm'));
+
+    const fixed = await execa(PODNET, ['doctor', '--fix', ...flags], { reject: false });
+    expect(fixed.stderr).toBe('');
+    expect(fixed.exitCode).toBe(0);
+    expect(fixed.stdout).toMatch(/^fixed 2 of 2$/m);
+    // Both ends of each leaked pair are gone, the peer inside the holder's namespace too.
+    for (const name of [hostEnd, hostPeer, strayEnd]) expect(await linkExists(undefined, name), name).toBe(false);
+    expect((await nsExec(holder.path, 'ip', ['link', 'show', 'dev', strayPeer])).exitCode).not.toBe(0);
+    // Everything else is untouched: the pod, the mounted namespace's port, the interconnect.
+    for (const name of [podVeth, mountedEnd, linkEnd, linkPeer, outEnd, outPeer, s.bridge, otherBridge]) expect(await linkExists(undefined, name), name).toBe(true);
+    expect(await linkExists(otherNs, mountedPeer)).toBe(true);
+    expect((await ipAddrsIn(s.ns, 'eth0')).length).toBeGreaterThan(0);
+    const again = await execa(PODNET, ['doctor', '--json', ...flags]);
+    expect(JSON.parse(again.stdout)).toEqual({ leaks: [], fixed: false, errors: [] });
+  });
+
+  it('gc <network> DELs every cached attachment of that network (cnitool: no valid attachments); status of a 1.0.0 network runs nothing', async () => {
+    const s = await setup();
+    const ns2 = await s.netns.create();
+    cleanup.push(() => s.netns.remove(ns2), 'remove netns 2');
+    // Another network in the same cache dir, on the same namespace: gc of the first leaves it be.
+    const other = `cli-${randomHex(6)}`;
+    const otherBridge = cleanup.link(`pn${randomHex(6)}`);
+    await writeFile(join(s.confDir, '20-other.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: other, plugins: [{ type: 'bridge', bridge: otherBridge, ipam: hostLocalIpam(uniqueSubnet(), s.dataDir) }] }));
+    const cache = ['--cache-dir', s.cacheDir];
+    const ipOf = (stdout: string): string => (JSON.parse(stdout) as { ips: Array<{ address: string }> }).ips[0]!.address.split('/')[0]!;
+    const ip1 = ipOf((await execa(PODNET, ['add', s.network, s.ns, ...cache], { env: s.env })).stdout);
+    const ip2 = ipOf((await execa(PODNET, ['add', s.network, ns2, ...cache], { env: s.env })).stdout);
+    const otherEnv = { ...s.env, CNI_IFNAME: 'net1' };
+    const ip3 = ipOf((await execa(PODNET, ['add', other, s.ns, ...cache], { env: otherEnv })).stdout);
+    cleanup.push(() => execa(PODNET, ['del', other, s.ns, ...cache], { env: otherEnv }), 'podnet del other');
+    expect(await readdir(join(s.cacheDir, 'results'))).toHaveLength(3);
+
+    const status = await execa(PODNET, ['status', s.network, ...cache], { env: s.env, reject: false });
+    expect([status.exitCode, status.stdout, status.stderr]).toEqual([0, '', '']);
+
+    const gc = await execa(PODNET, ['gc', s.network, ...cache], { env: s.env, reject: false });
+    expect([gc.exitCode, gc.stdout, gc.stderr]).toEqual([0, '', '']);
+    expect(await readdir(join(s.cacheDir, 'results'))).toEqual([`${other}-${cnitoolContainerID(s.ns)}-net1`]);
+    const held = await readdir(join(s.dataDir, s.network));
+    expect(held).not.toContain(ip1);
+    expect(held).not.toContain(ip2);
+    expect(await ipAddrsIn(s.ns, 'eth0')).toEqual([]);
+    expect(await ipAddrsIn(ns2, 'eth0')).toEqual([]);
+    expect((await ipAddrsIn(s.ns, 'net1')).map((a) => a.local)).toContain(ip3);
+    expect(await readdir(join(s.dataDir, other))).toContain(ip3);
+    // Nothing left to collect: a second gc is a no-op.
+    expect((await execa(PODNET, ['gc', s.network, ...cache], { env: s.env, reject: false })).exitCode).toBe(0);
+  });
+
+  it('gc and status of a 1.1.0 network send GC (no valid attachments) and STATUS to the plugins; a failing STATUS exits 1', async () => {
+    const s = await setup();
+    const record = join(s.root, 'record.tsv');
+    const env = { NETCONFPATH: s.confDir, CNI_PATH: TEST_PLUGIN_PATH.join(':') };
+    const cache = ['--cache-dir', s.cacheDir];
+    const conf = (name: string, version: string, extra: Record<string, unknown> = {}): string =>
+      JSON.stringify({ cniVersion: version, name, plugins: [{ type: 'record-gc', recordFile: record, ...extra }] });
+    const v11 = `gc11-${randomHex(6)}`;
+    const v10 = `gc10-${randomHex(6)}`;
+    const broken = `gcbad-${randomHex(6)}`;
+    await writeFile(join(s.confDir, '50-v11.conflist'), conf(v11, '1.1.0'));
+    await writeFile(join(s.confDir, '51-v10.conflist'), conf(v10, '1.0.0'));
+    await writeFile(join(s.confDir, '52-bad.conflist'), conf(broken, '1.1.0', { failStatus: true }));
+    const lines = async (): Promise<Array<{ verb: string; id: string; ifName: string; config: Record<string, unknown> }>> =>
+      ((await pathExists(record)) ? await readFile(record, 'utf8') : '')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => {
+          const [verb = '', id = '', ifName = '', config = '{}'] = l.split('\t');
+          return { verb, id, ifName, config: JSON.parse(config) as Record<string, unknown> };
+        });
+
+    // 1.0.0 has neither verb: nothing is run.
+    expect((await execa(PODNET, ['status', v10, ...cache], { env, reject: false })).exitCode).toBe(0);
+    expect((await execa(PODNET, ['gc', v10, ...cache], { env, reject: false })).exitCode).toBe(0);
+    expect(await lines()).toEqual([]);
+
+    const status = await execa(PODNET, ['status', v11, ...cache], { env, reject: false });
+    expect([status.exitCode, status.stdout, status.stderr]).toEqual([0, '', '']);
+    expect(await lines()).toEqual([{ verb: 'STATUS', id: '', ifName: '', config: { cniVersion: '1.1.0', name: v11, type: 'record-gc', recordFile: record } }]);
+
+    const add = await execa(PODNET, ['add', v11, s.ns, ...cache], { env });
+    expect(JSON.parse(add.stdout)).toEqual({ cniVersion: '1.1.0' });
+    const id = cnitoolContainerID(s.ns);
+    const gc = await execa(PODNET, ['gc', v11, ...cache], { env, reject: false });
+    expect([gc.exitCode, gc.stdout, gc.stderr]).toEqual([0, '', '']);
+    // libcni's order: DEL of each cached attachment, then GC with the valid attachments (none).
+    const after = (await lines()).slice(1);
+    expect(after.map((l) => [l.verb, l.id, l.ifName])).toEqual([
+      ['ADD', id, 'eth0'],
+      ['DEL', id, 'eth0'],
+      ['GC', '', ''],
+    ]);
+    expect(after[2]!.config).toEqual({ cniVersion: '1.1.0', name: v11, type: 'record-gc', recordFile: record, 'cni.dev/valid-attachments': [] });
+    expect(await readdir(join(s.cacheDir, 'results'))).toEqual([]);
+
+    const bad = await execa(PODNET, ['status', broken, ...cache], { env, reject: false });
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toMatch(/^podnet: .*plugin not available/);
+    expect(bad.stderr).toContain('record-gc');
   });
 
   it('prints usage with exit 2 for an unknown command', async () => {
@@ -136,5 +322,11 @@ describe('bin/podnet', () => {
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain('unknown command "frobnicate"');
     expect((await execa(PODNET, ['version'])).stdout).toMatch(/^podnet \d+\.\d+\.\d+$/);
+    // A cnitool verb without its arguments is bad usage too.
+    for (const args of [['status'], ['add', 'some-net'], ['del']]) {
+      const u = await execa(PODNET, args, { reject: false });
+      expect(u.exitCode, args.join(' ')).toBe(2);
+      expect(u.stderr, args.join(' ')).toContain(`usage: podnet ${args[0]!} <network>`);
+    }
   });
 });

@@ -1,7 +1,7 @@
 // Shared helpers for tests that run real CNI plugins in real network namespaces.
 // Everything a test makes lives under its own temp dirs and gets a random name, so test files
 // can run in parallel with each other (and with other suites) without stepping on each other.
-import { mkdir, mkdtemp, readFile, rm, writeFile, access } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readlink, rm, writeFile, access } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, randomInt } from 'node:crypto';
@@ -315,4 +315,34 @@ export function pathExists(p: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/** A network namespace held only by a process (`unshare --net sleep`): no bind mount, no file. */
+export interface NetnsHolder {
+  pid: number;
+  /** `/proc/<pid>/ns/net`, for nsenter --net= and `ip link set ... netns`. */
+  path: string;
+  /** Kills the holder (by its pid) and waits for it; the namespace goes with it. */
+  stop(): Promise<void>;
+}
+
+/** Starts a process in a fresh network namespace of its own and waits until it is in there. */
+export async function startNetnsHolder(): Promise<NetnsHolder> {
+  const child = execa('unshare', ['--net', 'sleep', '3600'], { reject: false, stdin: 'ignore' });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('unshare did not start');
+  const stop = async (): Promise<void> => {
+    child.kill('SIGKILL');
+    await child;
+  };
+  const own = await readlink('/proc/self/ns/net');
+  const moved = await waitFor(async () => {
+    const ns = await readlink(`/proc/${pid}/ns/net`).catch(() => own);
+    return ns !== own && (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() === 'sleep';
+  }, 5000);
+  if (!moved) {
+    await stop();
+    throw new Error('unshare --net sleep did not get into a namespace of its own');
+  }
+  return { pid, path: `/proc/${pid}/ns/net`, stop };
 }
