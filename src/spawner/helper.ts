@@ -155,7 +155,7 @@ export class SpawnHelper implements Spawner, NamespaceOps {
     await this.pathOp(REQ_UMOUNT, path);
   }
 
-  /** Ends the helper: it kills what it still runs and exits. */
+  /** Ends the helper. Calls still in flight fail and their process groups are killed. */
   async close(): Promise<void> {
     const proc = this.proc;
     if (!proc) return;

@@ -24,8 +24,10 @@
  *   ERROR   (0x83)  i32 errno, str message
  *   OK      (0x84)  (none)
  *
- * When podnetd goes away (EOF on stdin) the helper kills the process groups it started and exits:
- * nobody is left to read their results, and a restarted podnetd undoes half-done work itself.
+ * When podnetd goes away (EOF on stdin) the helper exits at once and leaves running plugins to
+ * finish, as they would if podnetd had forked them itself: a plugin killed halfway can leave
+ * state its own DEL cannot find (host-local's allocation file before the container id is written
+ * into it), while one that finishes is undone by the restarted podnetd's recovery.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -106,7 +108,7 @@ static void write_all(int fd, const uint8_t *p, size_t n) {
         ssize_t w = write(fd, p, n);
         if (w < 0) {
             if (errno == EINTR) continue;
-            if (errno == EPIPE) exit(0); /* podnetd is gone; its plugins were killed on EOF */
+            if (errno == EPIPE) exit(0); /* podnetd is gone */
             die("write reply");
         }
         p += w;
@@ -448,8 +450,7 @@ int main(void) {
     struct pollfd *pfd = NULL;
     struct job **owner = NULL;
     size_t pcap = 0;
-    int input_open = 1;
-    while (input_open || jobs) {
+    for (;;) {
         size_t njobs = 0;
         for (struct job *j = jobs; j; j = j->next) njobs++;
         size_t need = 2 + 3 * njobs;
@@ -460,7 +461,7 @@ int main(void) {
             if (!pfd || !owner) die("out of memory");
         }
         size_t n = 0;
-        pfd[n++] = (struct pollfd){.fd = input_open ? 0 : -1, .events = POLLIN};
+        pfd[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
         pfd[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
         for (struct job *j = jobs; j; j = j->next) {
             if (j->in_fd >= 0) owner[n] = j, pfd[n++] = (struct pollfd){.fd = j->in_fd, .events = POLLOUT};
@@ -494,15 +495,11 @@ int main(void) {
                 }
                 if (r < 0 && errno == EINTR) continue;
                 if (r < 0 && errno == EAGAIN) break;
-                input_open = 0;
-                break;
+                /* EOF: podnetd is gone; see the top of this file. */
+                exit(0);
             }
             drain_requests();
-            /* EOF: podnetd is gone (after the requests that came before it have been started). */
-            if (!input_open)
-                for (struct job *j = jobs; j; j = j->next) kill_group(j);
         }
         finish_jobs();
     }
-    return 0;
 }

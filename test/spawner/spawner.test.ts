@@ -116,14 +116,51 @@ describe('helper', () => {
     expect(helper.pid).not.toBe(first);
   });
 
-  it('close() ends the helper and what it still runs', async () => {
+  it('close() ends the helper; a call in flight fails and its plugin is killed', async () => {
     const own = new SpawnHelper(HELPER_BINARY);
-    const run = own.spawn({ path: '/bin/sleep', args: ['300'], env: ENV });
-    await waitFor(() => own.pid !== undefined);
-    const pid = own.pid!;
+    const dir = await tmpDir('podnet-spawn-');
+    dirs.push(dir);
+    const pidFile = join(dir, 'pids');
+    const run = own.spawn({ path: join(FAULT_PLUGIN_DIR, 'hang'), env: { ...ENV, HANG_PIDFILE: pidFile } }).catch((e: unknown) => e);
+    expect(await waitFor(() => pathExists(pidFile), 10_000)).toBe(true);
+    const [pid, child] = (await readFile(pidFile, 'utf8')).trim().split(' ').map(Number);
+    const helperPid = own.pid!;
     await own.close();
-    expect((await run).signal).toBe('SIGKILL');
-    expect(await pidAlive(pid)).toBe(false);
+    expect(await run).toBeInstanceOf(SpawnError);
+    expect(await pidAlive(helperPid)).toBe(false);
+    expect(await waitFor(async () => !(await pidAlive(pid!)) && !(await pidAlive(child!)), 5000)).toBe(true);
+  });
+
+  it('when podnetd dies (EOF), the helper exits at once and leaves running plugins to finish', async () => {
+    // The helper run raw, as a killed daemon leaves it: its stdin closes with a plugin running.
+    const { spawn } = await import('node:child_process');
+    const dir = await tmpDir('podnet-spawn-');
+    dirs.push(dir);
+    const done = join(dir, 'done');
+    const raw = spawn(HELPER_BINARY, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const script = `sleep 0.3; echo ok > ${done}`;
+    const strs = ['/bin/sh', '/bin/sh', '-c', script];
+    const parts: Buffer[] = [];
+    const u32 = (v: number): Buffer => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(v);
+      return b;
+    };
+    const str = (x: string): Buffer => Buffer.concat([u32(Buffer.byteLength(x)), Buffer.from(x)]);
+    parts.push(u32(1 << 20), str(strs[0]!), u32(3), str(strs[1]!), str(strs[2]!), str(strs[3]!), u32(1), str('PATH=/usr/bin:/bin'), u32(0));
+    const body = Buffer.concat(parts);
+    const head = Buffer.alloc(9);
+    head.writeUInt32LE(5 + body.length, 0);
+    head.writeUInt32LE(7, 4);
+    head.writeUInt8(1, 8);
+    const started = new Promise<void>((resolve) => raw.stdout.once('data', () => resolve()));
+    raw.stdin.write(Buffer.concat([head, body]));
+    await started;
+    const exited = new Promise<number | null>((resolve) => raw.once('exit', (code) => resolve(code)));
+    raw.stdin.end();
+    expect(await exited).toBe(0);
+    expect(await pathExists(done)).toBe(false);
+    expect(await waitFor(() => pathExists(done), 5000)).toBe(true);
   });
 
   it('a missing helper binary fails the call with the cause', async () => {
