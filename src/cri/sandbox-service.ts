@@ -249,14 +249,17 @@ export class SandboxService {
    */
   private async createNetwork(rec: SandboxRecord, ctx: CallContext): Promise<void> {
     const log = this.log.child({ sandbox: rec.id, pod: `${rec.metadata.namespace}/${rec.metadata.name}` });
-    try {
-      await this.store.put(rec);
-    } catch (err) {
-      throw toCRIError(err, 'failed to record sandbox');
+    // The record and the ledger entry are independent files; written together they cost one
+    // fsync round trip on the Run path instead of two.
+    const [recorded, ledgered] = await Promise.allSettled([this.store.put(rec), this.ledger.add(rec.netnsPath)]);
+    if (recorded.status === 'rejected') {
+      // No namespace exists yet; an entry left by a failed remove is swept at the next start.
+      if (ledgered.status === 'fulfilled') await this.ledger.remove(rec.netnsPath).catch(() => undefined);
+      throw toCRIError(recorded.reason, 'failed to record sandbox');
     }
     this.timings.set(rec.id, rec.timings);
     try {
-      await this.ledger.add(rec.netnsPath);
+      if (ledgered.status === 'rejected') throw ledgered.reason;
       await this.netns.create(rec.netnsPath);
       const result = await this.setupAttachments(rec, ctx.signal);
       rec.ips = selectPodIPs(result, this.cfg.cni.ipPref);

@@ -143,7 +143,6 @@ export class SandboxStore {
   }
 
   async put(rec: SandboxRecord): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     try {
       await writeFileAtomic(join(this.dir, `${rec.id}.json`), Buffer.from(JSON.stringify(rec)));
     } catch (err) {
@@ -211,7 +210,6 @@ export class NetnsLedger {
   }
 
   async add(nsPath: string): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     await writeFileAtomic(this.file(nsPath), Buffer.from(nsPath));
   }
 
