@@ -1,5 +1,6 @@
+import { stat } from 'node:fs/promises';
 import type { NetworkConfigList, PluginConfig } from './config.js';
-import { confListFromBytes } from './config.js';
+import { confListFromBytes, confListFromConfBytes } from './config.js';
 import { ResultCache, type CachedAttachment } from './cache.js';
 import { ErrorCode, InvalidRequestError, MultiError, PluginError, type Verb } from './errors.js';
 import { RawExec, type PluginExec } from './exec.js';
@@ -27,6 +28,12 @@ export interface CNIConfigOptions {
   cacheDir: string;
   exec?: PluginExec;
   observer?: (ev: PluginExecEvent) => void;
+  /**
+   * Remember where each plugin type was found instead of searching the dirs on every exec. The
+   * owner must call invalidatePluginPaths() when the plugin dirs change (podnetd does from its
+   * config poll); a failed exec forgets its entry by itself.
+   */
+  cachePluginPaths?: boolean;
 }
 
 export interface OpOptions {
@@ -56,12 +63,31 @@ export class CNIConfig {
   private readonly observer: ((ev: PluginExecEvent) => void) | undefined;
   /** Versions negotiated with plugins that refused the list's version: pluginPath → version. */
   private readonly negotiated = new Map<string, SpecVersion>();
+  /** VERSION answers for the 1.1.0 verbs, by binary identity (see speaks110). */
+  private readonly versionInfo = new Map<string, PluginInfo>();
+
+  /** Plugin type → path, when cachePluginPaths is set. */
+  private readonly pluginPaths: Map<string, string> | undefined;
 
   constructor(opts: CNIConfigOptions) {
     this.path = opts.path;
     this.cache = new ResultCache(opts.cacheDir);
     this.exec = opts.exec ?? new RawExec();
     this.observer = opts.observer;
+    if (opts.cachePluginPaths) this.pluginPaths = new Map();
+  }
+
+  /** Forget cached plugin paths: a plugin was added to, moved in or removed from the plugin dirs. */
+  invalidatePluginPaths(): void {
+    this.pluginPaths?.clear();
+  }
+
+  private async findPlugin(type: string): Promise<string> {
+    const cached = this.pluginPaths?.get(type);
+    if (cached !== undefined) return cached;
+    const found = await this.exec.findInPath(type, this.path);
+    this.pluginPaths?.set(type, found);
+    return found;
   }
 
   // ---- ADD / DEL / CHECK --------------------------------------------------------------------
@@ -138,6 +164,7 @@ export class CNIConfig {
         const stdin = this.baseStdin(list, plugin, list.cniVersion);
         stdin['cni.dev/valid-attachments'] = args.validAttachments.map((a) => ({ containerID: a.containerID, ifname: a.ifname }));
         try {
+          if (!(await this.speaks110(list, plugin, 'GC', opts.signal))) continue;
           await this.runPlugin('GC', list, plugin, stdin, { verb: 'GC', path: this.pathEnv() }, opts.signal);
         } catch (err) {
           errors.push(err as Error);
@@ -152,17 +179,37 @@ export class CNIConfig {
   async getStatusNetworkList(list: NetworkConfigList, opts: OpOptions = {}): Promise<void> {
     if (!versionAtLeast(list.cniVersion, '1.1.0')) return;
     for (const plugin of list.plugins) {
+      if (!(await this.speaks110(list, plugin, 'STATUS', opts.signal))) continue;
       await this.runPlugin('STATUS', list, plugin, this.baseStdin(list, plugin, list.cniVersion), { verb: 'STATUS', path: this.pathEnv() }, opts.signal);
     }
   }
 
+  /**
+   * Whether a plugin of a 1.1.0 list knows the 1.1.0 verbs. A plugin that speaks at most 1.0.0
+   * (Debian's reference plugins, for one) runs ADD/DEL in its own version after negotiation, but
+   * has no GC or STATUS: sending them gets an unrelated error ("missing CNI_CONTAINERID"), so it
+   * is skipped, as a list of its version would be. VERSION answers are kept per binary (path,
+   * inode, mtime), so an upgraded plugin is asked again.
+   */
+  private async speaks110(list: NetworkConfigList, plugin: PluginConfig, verb: Verb, signal?: AbortSignal): Promise<boolean> {
+    const pluginPath = await this.findPlugin(plugin.type);
+    const st = await stat(pluginPath);
+    const key = `${pluginPath}\0${st.ino}\0${st.mtimeMs}`;
+    let info = this.versionInfo.get(key);
+    if (!info) {
+      info = await getVersionInfo(this.exec, pluginPath, { network: list.name, plugin: plugin.type, verb }, this.pathEnv(), signal);
+      this.versionInfo.set(key, info);
+    }
+    return info.supportedVersions.some((v) => isSupportedVersion(v) && compareVersions(v, '1.1.0') >= 0);
+  }
+
   /** Where a plugin's binary is (first match in the plugin dirs). */
   getPluginPath(pluginType: string): Promise<string> {
-    return this.exec.findInPath(pluginType, this.path);
+    return this.findPlugin(pluginType);
   }
 
   async getVersionInfo(pluginType: string, opts: OpOptions = {}): Promise<PluginInfo> {
-    const pluginPath = await this.exec.findInPath(pluginType, this.path);
+    const pluginPath = await this.findPlugin(pluginType);
     return getVersionInfo(this.exec, pluginPath, { network: '', plugin: pluginType, verb: 'VERSION' }, this.pathEnv(), opts.signal);
   }
 
@@ -202,7 +249,7 @@ export class CNIConfig {
   async getNetworkListCachedConfig(network: string, rt: RuntimeConf): Promise<{ list: NetworkConfigList; rt: RuntimeConf } | undefined> {
     const entry = await this.cacheFor(rt).get(network, rt.containerID, rt.ifName);
     if (!entry || entry.config.length === 0) return undefined;
-    return { list: confListFromBytes(entry.config, `cache:${network}-${rt.containerID}-${rt.ifName}`), rt: { ...rt, ...runtimeArgsFromCache(entry) } };
+    return { list: confListFromConfBytes(entry.config, `cache:${network}-${rt.containerID}-${rt.ifName}`), rt: { ...rt, ...runtimeArgsFromCache(entry) } };
   }
 
   getCachedAttachments(containerID?: string): Promise<CachedAttachment[]> {
@@ -264,7 +311,7 @@ export class CNIConfig {
     rt: RuntimeConf,
     signal: AbortSignal | undefined,
   ): Promise<AnyResult | undefined> {
-    const pluginPath = await this.exec.findInPath(plugin.type, this.path);
+    const pluginPath = await this.findPlugin(plugin.type);
     const args: InvokeArgs = {
       verb,
       containerID: rt.containerID,
@@ -304,7 +351,7 @@ export class CNIConfig {
     knownPath?: string,
   ): Promise<unknown> {
     const site = { network: list.name, plugin: plugin.type, verb };
-    const pluginPath = knownPath ?? (await this.exec.findInPath(plugin.type, this.path));
+    const pluginPath = knownPath ?? (await this.findPlugin(plugin.type));
     const started = performance.now();
     const report = (error?: Error): void =>
       this.observer?.({ ...site, containerID: args.containerID ?? '', ifName: args.ifName ?? '', durationMs: performance.now() - started, ...(error ? { error } : {}) });
@@ -314,6 +361,8 @@ export class CNIConfig {
       return out;
     } catch (err) {
       report(err as Error);
+      // The binary may have moved (ENOENT, EACCES): look it up again next time.
+      if (this.pluginPaths?.get(plugin.type) === pluginPath) this.pluginPaths.delete(plugin.type);
       throw err;
     }
   }

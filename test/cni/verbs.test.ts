@@ -241,12 +241,21 @@ describe('GC', () => {
 
   it('1.1.0: keeps going past a failing plugin and reports its error', async () => {
     const record = recordFile();
-    const list = mkList({ cniVersion: '1.1.0', name: `gf-${randomHex(6)}`, plugins: [{ type: 'fail-json' }, { type: 'record-gc', recordFile: record }] });
+    const list = mkList({ cniVersion: '1.1.0', name: `gf-${randomHex(6)}`, plugins: [{ type: 'record-gc', failGC: true }, { type: 'record-gc', recordFile: record }] });
     const err = await rejection(cni.gcNetworkList(list, { validAttachments: [] }));
     expect(err).toBeInstanceOf(PluginError);
     expect((err as PluginError).verb).toBe('GC');
-    expect((err as PluginError).plugin).toBe('fail-json');
+    expect((err as PluginError).plugin).toBe('record-gc');
+    expect((err as PluginError).code).toBe(11);
     expect((await recorded(record)).map((c) => c.command)).toEqual(['GC']);
+  });
+
+  it('1.1.0: a plugin that speaks at most 1.0.0 (the real loopback) gets no GC, and that is no error', async () => {
+    const record = recordFile();
+    const list = mkList({ cniVersion: '1.1.0', name: `gold-${randomHex(6)}`, plugins: [{ type: 'loopback' }, { type: 'record-gc', recordFile: record }] });
+    await cni.gcNetworkList(list, { validAttachments: [] });
+    await cni.getStatusNetworkList(list);
+    expect((await recorded(record)).map((c) => c.command)).toEqual(['GC', 'STATUS']);
   });
 
   it('before 1.1.0 no GC verb is sent', async () => {
