@@ -1,7 +1,8 @@
-import { mkdir, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isObject, isStringArray, parseJSON, type JSONObject } from './json.js';
+import { writeFileAtomic } from './write-atomic.js';
 
 export const CACHE_KIND = 'cniCacheV1';
 const TEMP_RE = /\.tmp-[0-9a-f]{12}$/;
@@ -70,46 +71,6 @@ export function decodeCacheEntry(bytes: Buffer): CachedAttachment | undefined {
   if (isObject(capabilityArgs)) entry.capabilityArgs = capabilityArgs;
   if (isObject(result)) entry.result = result;
   return entry;
-}
-
-/**
- * Opens a new file for writing, making its dir only when it is missing: a mkdir before every
- * write was 1 % of the daemon's CPU, and the dir exists on every write but the first.
- */
-async function openCreatingDir(file: string, mode: number, dir: string, dirMode: number): Promise<FileHandle> {
-  try {
-    return await open(file, 'w', mode);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    await mkdir(dir, { recursive: true, mode: dirMode });
-    return await open(file, 'w', mode);
-  }
-}
-
-/** Write to a temp file, fsync, rename, fsync the dir: a crash leaves the old file or the new, never half. */
-export async function writeFileAtomic(file: string, data: Buffer, mode = 0o600, dirMode = 0o700): Promise<void> {
-  const dir = join(file, '..');
-  const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
-  try {
-    const fh = await openCreatingDir(tmp, mode, dir, dirMode);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (err) {
-    // A full disk fails the write half-way: never leave the partial temp file behind.
-    await rm(tmp, { force: true }).catch(() => undefined);
-    throw err;
-  }
-  const dh = await open(dir, 'r');
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
 }
 
 /** The result cache of one cache dir. */

@@ -55,6 +55,8 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
     path: cfg.cni.binDirs,
     cacheDir: cfg.cni.cacheDir,
     exec: deps.exec ?? new RawExec(helper),
+    // Invalidated by NetworkManager's poll of the plugin dirs.
+    cachePluginPaths: true,
     observer: (ev) => {
       log.debug({ network: ev.network, plugin: ev.plugin, verb: ev.verb, sandbox: ev.containerID, ifName: ev.ifName, durationMs: ev.durationMs, err: ev.error?.message }, 'cni exec');
       sandboxes?.onPluginExec(ev);

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { confListFromBytes } from '../cni/config.js';
+import { confListFromConfBytes } from '../cni/config.js';
 import { errorMessage } from '../cni/errors.js';
 import { delAttachment } from '../cni/networks.js';
 import { runtimeConfFromCache, type CNIConfig } from '../cni/cni.js';
@@ -30,7 +30,7 @@ export async function collectGarbage(cni: CNIConfig, networks: NetworkManager, s
     const key = `${e.containerID}\0${e.ifName}`;
     if (!live.has(key) && sandboxes.isStaleOwned(e.containerID)) {
       try {
-        const list = confListFromBytes(e.config, `cache:${e.networkName}`);
+        const list = confListFromConfBytes(e.config, `cache:${e.networkName}`);
         await delAttachment(cni, { list, ifName: e.ifName }, runtimeConfFromCache(e), AbortSignal.timeout(60_000));
         report.staleAttachments++;
       } catch (err) {

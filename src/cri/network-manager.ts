@@ -1,4 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { CNIConfig } from '../cni/cni.js';
@@ -8,6 +9,15 @@ import { Networks } from '../cni/networks.js';
 import type { DaemonConfig } from './config.js';
 import { dirSignature } from './dir-signature.js';
 import { invalidArgument } from './errors.js';
+
+/**
+ * inode and mtime of each plugin dir: adding, removing or renaming an entry changes the dir's
+ * mtime, which is all a cached plugin path depends on (a binary replaced in place keeps its path).
+ */
+async function binDirsSignature(dirs: readonly string[]): Promise<string> {
+  const parts = await Promise.all(dirs.map((d) => stat(d).then((st) => `${st.ino}:${st.mtimeMs}`, () => 'missing')));
+  return parts.join('|');
+}
 
 /** The conf dir of one runtime handler (or the default) and what was last loaded from it. */
 interface NetworkSource {
@@ -37,6 +47,7 @@ export class NetworkManager {
   readonly cni: CNIConfig;
   private readonly sources = new Map<string, NetworkSource>();
   private pollTimer: NodeJS.Timeout | undefined;
+  private binDirsSignature = '';
   private reloading = new Map<string, Promise<void>>();
 
   constructor(
@@ -66,10 +77,21 @@ export class NetworkManager {
   async start(): Promise<void> {
     await Promise.all([...this.sources.values()].map((s) => this.reload(s)));
     for (const s of this.sources.values()) this.watch(s);
+    this.binDirsSignature = await binDirsSignature(this.cfg.cni.binDirs);
     this.pollTimer = setInterval(() => {
       for (const s of this.sources.values()) void this.reloadIfChanged(s);
+      void this.checkBinDirs();
     }, this.pollMs);
     this.pollTimer.unref();
+  }
+
+  /** The plugin dirs changed (a plugin added, removed, renamed): plugin paths are looked up again. */
+  private async checkBinDirs(): Promise<void> {
+    const sig = await binDirsSignature(this.cfg.cni.binDirs);
+    if (sig === this.binDirsSignature) return;
+    this.binDirsSignature = sig;
+    this.cni.invalidatePluginPaths();
+    this.log.info({ binDirs: this.cfg.cni.binDirs }, 'plugin dirs changed; plugin paths will be looked up again');
   }
 
   stop(): void {

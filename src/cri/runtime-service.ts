@@ -2,7 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { writeFileAtomic } from '../cni/cache.js';
+import { writeFileAtomic } from '../cni/write-atomic.js';
 import {
   CgroupDriver,
   type RuntimeConfigResponse,
@@ -112,7 +112,7 @@ export class RuntimeInfoService {
       const template = await readFile(this.cfg.cni.confTemplate, 'utf8');
       const rendered = renderTemplate(template, templateData(cidrs));
       await mkdir(this.cfg.cni.confDir, { recursive: true, mode: 0o755 });
-      await writeFileAtomic(join(this.cfg.cni.confDir, TEMPLATE_CONF_NAME), Buffer.from(rendered), 0o644);
+      await writeFileAtomic(join(this.cfg.cni.confDir, TEMPLATE_CONF_NAME), Buffer.from(rendered), { mode: 0o644 });
       this.log.info({ cidrs, file: join(this.cfg.cni.confDir, TEMPLATE_CONF_NAME) }, 'rendered network config from conf_template');
       await this.networks.reloadAll();
     } catch (err) {

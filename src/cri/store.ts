@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../cni/cache.js';
+import { writeFileAtomic } from '../cni/write-atomic.js';
 
 /**
  * Where a sandbox is in its life. `creating` and `stopping` are written before the network work
@@ -144,7 +144,10 @@ export class SandboxStore {
 
   async put(rec: SandboxRecord): Promise<void> {
     try {
-      await writeFileAtomic(join(this.dir, `${rec.id}.json`), Buffer.from(JSON.stringify(rec)));
+      // An update may skip the dir sync: every phase a record passes through is one recovery
+      // finishes or undoes, so a power cut that keeps the previous version loses nothing (and
+      // takes every namespace with it anyway). The first write of a record does sync the dir.
+      await writeFileAtomic(join(this.dir, `${rec.id}.json`), Buffer.from(JSON.stringify(rec)), { replacing: this.byId.has(rec.id) });
     } catch (err) {
       throw new StoreError(`failed to write sandbox record ${rec.id}: ${(err as Error).message}`);
     }
