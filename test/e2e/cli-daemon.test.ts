@@ -3,9 +3,7 @@
 // delete-from-cache path, and `podnet sandboxes / inspect / network-status / gc` read and signal
 // a live daemon. Real plugins, real namespaces; every name, subnet and dir is the test's own.
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { randomInt } from 'node:crypto';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CNIConfig, runtimeConfFromCache } from '../../src/cni/cni.js';
@@ -14,7 +12,7 @@ import { delAttachment } from '../../src/cni/networks.js';
 import type { Result } from '../../src/cni/result.js';
 import { cnitoolContainerID } from '../../src/cmd/cnitool.js';
 import { NetnsManager } from '../../src/netns/netns.js';
-import { ipAddrsIn, natRulesMatching, pathExists, pidAlive, PLUGIN_DIRS, removeEmptyPortmapChains, waitFor, withHostLock } from '../helpers/env.js';
+import { freeHostPort, ipAddrsIn, natRulesMatching, pathExists, pidAlive, PLUGIN_DIRS, removeEmptyPortmapChains, waitFor, withHostLock } from '../helpers/env.js';
 import {
   createdBridges,
   createdRoots,
@@ -136,19 +134,6 @@ function shape(r: Result, bridge: string, sandbox: string): unknown {
     })),
     ips: (r.ips ?? []).map((ip) => ({ ...ip, address: `<${ip.address.includes(':') ? 'v6' : 'v4'}>/${ip.address.split('/')[1]}` })),
   };
-}
-
-/** A host port in 20000-32767 (below the ephemeral range) that nothing on 127.0.0.1 listens on. */
-async function freeHostPort(): Promise<number> {
-  for (;;) {
-    const port = randomInt(20000, 32768);
-    const free = await new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
 }
 
 describe('podnet add / check / del against the daemon', () => {

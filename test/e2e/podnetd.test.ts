@@ -3,7 +3,7 @@
 // own temp root, bridges and subnets, and cleans them up in afterEach even when it fails; the last
 // test checks that nothing (mounts, bridges, processes, iptables rules) was left behind.
 import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { execa } from 'execa';
@@ -19,7 +19,7 @@ import {
   RuntimeServiceService,
   type StatusResponse,
 } from '../../src/gen/runtime/v1/api.js';
-import { ipAddrsIn, natRulesMatching, pidAlive, removeEmptyPortmapChains, waitFor, withHostLock, pathExists } from '../helpers/env.js';
+import { freeHostPort, ipAddrsIn, natRulesMatching, pidAlive, removeEmptyPortmapChains, waitFor, withHostLock, pathExists } from '../helpers/env.js';
 import {
   createdBridges,
   createdRoots,
@@ -85,22 +85,6 @@ function condition(res: StatusResponse, type: string): { status: boolean; reason
 
 async function podIP(d: Daemon, id: string): Promise<string> {
   return (await d.rpc.status(id)).status?.network?.ip ?? '';
-}
-
-/**
- * A host port in 20000-32767 (below the ephemeral range) that nothing on 127.0.0.1 listens on, so
- * the DNAT rule for it cannot capture anyone else's connections.
- */
-async function freeHostPort(): Promise<number> {
-  for (;;) {
-    const port = randomInt(20000, 32768);
-    const free = await new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
 }
 
 /** Writes a file atomically (temp name outside the watched dir, then rename) so a reload never sees half of it. */
@@ -541,6 +525,32 @@ describe('the socket and the process', () => {
     expect((await d.rpc.runtimeConfig()).linux?.cgroupDriver).toBe(CgroupDriver.CGROUPFS);
     const d2 = await startDaemon();
     expect((await d2.rpc.runtimeConfig()).linux?.cgroupDriver).toBe(CgroupDriver.SYSTEMD);
+  });
+
+  it('spawner: podnet-spawner forks the plugins by default; "inline" forks from podnetd; both run pods', async () => {
+    const helperChildren = async (pid: number): Promise<string[]> => {
+      const kids = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean);
+      const comms = await Promise.all(kids.map((k) => readFile(`/proc/${k}/comm`, 'utf8').then((c) => c.trim(), () => '')));
+      return comms.filter((c) => c === 'podnet-spawner');
+    };
+    for (const spawner of ['helper', 'inline'] as const) {
+      const root = await newRoot();
+      const net = testNetwork(root);
+      const d = await startDaemon({ root, confFiles: { '10-net.conflist': net.text }, top: { spawner } });
+      const id = await d.rpc.run(podConfig());
+      const ip = await podIP(d, id);
+      expect(inSubnet(ip, net.subnet), `${spawner}: ${ip} in ${net.subnet.subnet}`).toBe(true);
+      expect(await helperChildren(d.pid), spawner).toEqual(spawner === 'helper' ? ['podnet-spawner'] : []);
+      await d.rpc.stop(id);
+      await d.rpc.remove(id);
+      expect(await d.rpc.list()).toEqual([]);
+    }
+    const bad = await startDaemon({ top: { spawner: 'fork' } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(bad).toBeInstanceOf(DaemonStartError);
+    expect((bad as DaemonStartError).stderr).toMatch(/spawner: must be one of helper, inline/);
   });
 
   it('an unknown config key stops the daemon at start, naming the key', async () => {

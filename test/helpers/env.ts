@@ -4,6 +4,7 @@
 import { mkdir, mkdtemp, readFile, readlink, rm, writeFile, access } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { randomBytes, randomInt } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -345,4 +346,20 @@ export async function startNetnsHolder(): Promise<NetnsHolder> {
     throw new Error('unshare --net sleep did not get into a namespace of its own');
   }
   return { pid, path: `/proc/${pid}/ns/net`, stop };
+}
+
+/**
+ * A host port in 20000-32767 (below the ephemeral range) that nothing on 127.0.0.1 listens on, so
+ * a DNAT rule for it cannot capture anyone else's connections.
+ */
+export async function freeHostPort(): Promise<number> {
+  for (;;) {
+    const port = randomInt(20000, 32768);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
 }

@@ -22,6 +22,20 @@ async function pluginPath(type: string): Promise<string> {
   throw new Error(`no ${type} plugin`);
 }
 
+/** Starts the hang fault plugin; resolves once it wrote its own and its child's pid. */
+async function startHang(spawner: Spawner, signal?: AbortSignal): Promise<{ run: Promise<unknown>; pids: number[] }> {
+  const dir = await tmpDir('podnet-spawn-');
+  dirs.push(dir);
+  const pidFile = join(dir, 'pids');
+  const run = spawner.spawn({ path: join(FAULT_PLUGIN_DIR, 'hang'), env: { ...ENV, HANG_PIDFILE: pidFile }, ...(signal ? { signal } : {}) }).catch((e: unknown) => e);
+  expect(await waitFor(() => pathExists(pidFile), 10_000)).toBe(true);
+  return { run, pids: (await readFile(pidFile, 'utf8')).trim().split(' ').map(Number) };
+}
+
+async function allDead(pids: number[]): Promise<boolean> {
+  return waitFor(async () => (await Promise.all(pids.map(pidAlive))).every((alive) => !alive), 5000);
+}
+
 const SPAWNERS: Array<[string, Spawner]> = [
   ['inline', new InlineSpawner()],
   ['helper', helper],
@@ -69,17 +83,11 @@ describe.each(SPAWNERS)('%s spawner', (_name, spawner) => {
   });
 
   it('on abort kills the whole process group, then settles', async () => {
-    const dir = await tmpDir('podnet-spawn-');
-    dirs.push(dir);
-    const pidFile = join(dir, 'pids');
     const ac = new AbortController();
-    const run = spawner.spawn({ path: join(FAULT_PLUGIN_DIR, 'hang'), env: { ...ENV, HANG_PIDFILE: pidFile }, signal: ac.signal });
-    expect(await waitFor(() => pathExists(pidFile), 10_000)).toBe(true);
-    const [pid, child] = (await readFile(pidFile, 'utf8')).trim().split(' ').map(Number);
+    const { run, pids } = await startHang(spawner, ac.signal);
     ac.abort();
-    const r = await run;
-    expect(r.signal).toBe('SIGKILL');
-    expect(await waitFor(async () => !(await pidAlive(pid!)) && !(await pidAlive(child!)), 5000)).toBe(true);
+    expect(await run).toMatchObject({ signal: 'SIGKILL' });
+    expect(await allDead(pids)).toBe(true);
   });
 });
 
@@ -100,35 +108,25 @@ describe('helper', () => {
   });
 
   it('when the helper dies, calls in flight fail and their plugins are killed; the next call starts a new helper', async () => {
-    const dir = await tmpDir('podnet-spawn-');
-    dirs.push(dir);
-    const pidFile = join(dir, 'pids');
-    const run = helper.spawn({ path: join(FAULT_PLUGIN_DIR, 'hang'), env: { ...ENV, HANG_PIDFILE: pidFile } }).catch((e: unknown) => e);
-    expect(await waitFor(() => pathExists(pidFile), 10_000)).toBe(true);
-    const [pid, child] = (await readFile(pidFile, 'utf8')).trim().split(' ').map(Number);
+    const { run, pids } = await startHang(helper);
     const first = helper.pid!;
     process.kill(first, 'SIGKILL');
     const err = await run;
     expect(err).toBeInstanceOf(SpawnError);
     expect((err as Error).message).toContain('killed by SIGKILL');
-    expect(await waitFor(async () => !(await pidAlive(pid!)) && !(await pidAlive(child!)), 5000)).toBe(true);
+    expect(await allDead(pids)).toBe(true);
     expect((await helper.spawn({ path: '/bin/true', env: ENV })).exitCode).toBe(0);
     expect(helper.pid).not.toBe(first);
   });
 
   it('close() ends the helper; a call in flight fails and its plugin is killed', async () => {
     const own = new SpawnHelper(HELPER_BINARY);
-    const dir = await tmpDir('podnet-spawn-');
-    dirs.push(dir);
-    const pidFile = join(dir, 'pids');
-    const run = own.spawn({ path: join(FAULT_PLUGIN_DIR, 'hang'), env: { ...ENV, HANG_PIDFILE: pidFile } }).catch((e: unknown) => e);
-    expect(await waitFor(() => pathExists(pidFile), 10_000)).toBe(true);
-    const [pid, child] = (await readFile(pidFile, 'utf8')).trim().split(' ').map(Number);
+    const { run, pids } = await startHang(own);
     const helperPid = own.pid!;
     await own.close();
     expect(await run).toBeInstanceOf(SpawnError);
     expect(await pidAlive(helperPid)).toBe(false);
-    expect(await waitFor(async () => !(await pidAlive(pid!)) && !(await pidAlive(child!)), 5000)).toBe(true);
+    expect(await allDead(pids)).toBe(true);
   });
 
   it('when podnetd dies (EOF), the helper exits at once and leaves running plugins to finish', async () => {
