@@ -2,7 +2,7 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isObject, isStringArray, parseJSON, type JSONObject } from './json.js';
-import { writeFileAtomic } from './write-atomic.js';
+import { unlinkIfExists, writeFileAtomic } from './write-atomic.js';
 
 export const CACHE_KIND = 'cniCacheV1';
 const TEMP_RE = /\.tmp-[0-9a-f]{12}$/;
@@ -95,7 +95,7 @@ export class ResultCache {
   }
 
   async delete(network: string, containerID: string, ifName: string): Promise<void> {
-    await rm(this.path(network, containerID, ifName), { force: true });
+    await unlinkIfExists(this.path(network, containerID, ifName));
   }
 
   /**

@@ -41,11 +41,33 @@ async function openCreatingDir(file: string, mode: number, dirMode: number): Pro
 }
 
 /**
+ * Temp names end in 12 hex digits (what the cache's and store's temp sweeps match): 6 random per
+ * process, so the CLI and the daemon writing the same file never collide, and a 6-digit counter,
+ * so a write costs no call into the CSPRNG.
+ */
+const TEMP_PREFIX = randomBytes(3).toString('hex');
+let tempCounter = 0;
+
+function tempName(file: string): string {
+  tempCounter = (tempCounter + 1) & 0xffffff;
+  return `${file}.tmp-${TEMP_PREFIX}${tempCounter.toString(16).padStart(6, '0')}`;
+}
+
+/** Deletes a file; one that is already gone is fine. One unlink, where rm({force}) adds an lstat. */
+export async function unlinkIfExists(file: string): Promise<void> {
+  try {
+    await voidP((cb) => unlink(file, cb));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/**
  * Write to a temp file, sync it, rename it over the file, sync the dir: a crash leaves the old
  * file or the new, never half of one.
  */
 export async function writeFileAtomic(file: string, data: Buffer, opts: WriteAtomicOptions = {}): Promise<void> {
-  const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
+  const tmp = tempName(file);
   try {
     const fd = await openCreatingDir(tmp, opts.mode ?? 0o600, opts.dirMode ?? 0o700);
     try {

@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../cni/write-atomic.js';
+import { unlinkIfExists, writeFileAtomic } from '../cni/write-atomic.js';
 
 /**
  * Where a sandbox is in its life. `creating` and `stopping` are written before the network work
@@ -156,7 +156,7 @@ export class SandboxStore {
 
   async delete(id: string): Promise<void> {
     try {
-      await rm(join(this.dir, `${id}.json`), { force: true });
+      await unlinkIfExists(join(this.dir, `${id}.json`));
     } catch (err) {
       throw new StoreError(`failed to delete sandbox record ${id}: ${(err as Error).message}`);
     }
@@ -217,7 +217,7 @@ export class NetnsLedger {
   }
 
   async remove(nsPath: string): Promise<void> {
-    await rm(this.file(nsPath), { force: true });
+    await unlinkIfExists(this.file(nsPath));
   }
 
   /** Temp files of writes a crash interrupted (only this daemon writes here). */

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InlineSpawner, type Spawner } from '../spawner/spawner.js';
+import { unlinkIfExists } from '../cni/write-atomic.js';
 
 /** Our namespaces are `cni-<uuid>`, like containerd's; other tools' files in the dir are never ours. */
 export const NETNS_PREFIX = 'cni-';
@@ -133,7 +134,7 @@ export class NetnsManager {
       // Not mounted (a crash between creating the file and mounting) is fine; still mounted is not.
       if (await this.exists(path)) throw err instanceof NetnsError ? err : new NetnsError(`failed to unmount network namespace ${path}: ${(err as Error).message}`);
     }
-    await rm(path, { force: true });
+    await unlinkIfExists(path);
   }
 
   /**
