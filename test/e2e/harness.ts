@@ -34,7 +34,8 @@ import {
   type VersionResponse,
 } from '../../src/gen/runtime/v1/api.js';
 import { socketAlive } from '../../src/cri/server.js';
-import { Cleanup, delHostLink, linkExists, randomHex, sh } from '../helpers/env.js';
+import { expect } from 'vitest';
+import { Cleanup, delHostLink, linkExists, natRulesMatching, pidAlive, randomHex, sh } from '../helpers/env.js';
 
 export const REPO_ROOT: string = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 const DAEMON_BIN = join(REPO_ROOT, 'bin', 'podnetd');
@@ -612,4 +613,21 @@ export async function existingBridges(names: Iterable<string>): Promise<string[]
   const out: string[] = [];
   for (const n of names) if (await linkExists(undefined, n)) out.push(n);
   return out;
+}
+
+/**
+ * The last test of an e2e file: every daemon, root dir, bridge, namespace mount, process and NAT
+ * rule the file made is gone.
+ */
+export async function expectNothingLeft(extraPids: Iterable<number> = []): Promise<void> {
+  expect(await disposeAll()).toEqual([]);
+  expect(createdRoots.size).toBeGreaterThan(0);
+  for (const root of createdRoots) {
+    expect(await nsfsMountsUnder(root), root).toEqual([]);
+    expect(existsSync(root), root).toBe(false);
+  }
+  expect(await existingBridges(createdBridges)).toEqual([]);
+  for (const pid of [...startedPids, ...extraPids]) expect(await pidAlive(pid), `pid ${pid}`).toBe(false);
+  const nat = await natRulesMatching('');
+  for (const prefix of usedSubnetPrefixes()) expect(nat.filter((l) => l.includes(`${prefix}.`)), prefix).toEqual([]);
 }
