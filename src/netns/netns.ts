@@ -73,7 +73,6 @@ export class CommandNamespaceOps implements NamespaceOps {
  */
 export class NetnsManager {
   readonly dir: string;
-  private dirMade = false;
 
   constructor(
     dir: string,
@@ -103,12 +102,8 @@ export class NetnsManager {
     return path;
   }
 
-  /** The empty mount point; the dir is made on first use and again only if someone removed it. */
+  /** The empty mount point; the dir is made only when it is missing (on first use, or removed). */
   private async createFile(path: string): Promise<FileHandle> {
-    if (!this.dirMade) {
-      await mkdir(this.dir, { recursive: true, mode: 0o755 });
-      this.dirMade = true;
-    }
     try {
       return await open(path, 'wx', 0o444);
     } catch (err) {
