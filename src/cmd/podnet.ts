@@ -195,6 +195,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case undefined:
     case 'help':
+    case '--help':
+    case '-h':
       process.stdout.write(`${USAGE}\n`);
       return 0;
     default:

@@ -64,6 +64,17 @@ describe('bin/podnet', () => {
     return { root, confDir, cacheDir, dataDir, ns, network, bridge, netns, env: { NETCONFPATH: confDir, CNI_PATH: PLUGIN_DIRS.join(':') } };
   }
 
+  it('--help on its own and after every command prints the usage and exits 0; a bad command exits 2', async () => {
+    for (const args of [['--help'], ['-h'], ['help'], ...['add', 'del', 'check', 'gc', 'status', 'validate', 'sandboxes', 'inspect', 'network-status', 'doctor'].map((c) => [c, '--help'])]) {
+      const r = await execa(PODNET, args, { reject: false });
+      expect(r.exitCode, args.join(' ')).toBe(0);
+      expect(r.stdout, args.join(' ')).toContain('usage: podnet <command>');
+    }
+    const bad = await execa(PODNET, ['frobnicate'], { reject: false });
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('unknown command "frobnicate"');
+  });
+
   it('add / check / del round trip like cnitool, with cnitool\'s container id and cache', async () => {
     const s = await setup();
     const add = await execa(PODNET, ['add', s.network, s.ns, '--cache-dir', s.cacheDir], { env: s.env });
