@@ -7,7 +7,7 @@
 // leak. Every directory is a temp dir, every bridge and subnet is unique; the harness's cleanup
 // stack removes daemons (by PID), bridges and temp roots even when a test fails.
 import { randomInt } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import { PodSandboxState, RunPodSandboxRequest } from '../../src/gen/runtime/v1/
 import { pidAlive, randomHex, sh, shOk, TEST_PLUGIN_PATH, waitFor } from '../helpers/env.js';
 import {
   disposeAll,
+  listDir,
   newRoot,
   nsfsMountsUnder,
   onCleanup,
@@ -55,15 +56,6 @@ function patchBridge(net: TestNetwork, patch: Record<string, unknown>): string {
 /** A random 10.<100-250>.<4k>.0/22 network for the 200-pod test (room for 1000 pods without reuse). */
 function subnet22(): string {
   return `10.${randomInt(100, 251)}.${randomInt(0, 64) * 4}.0/22`;
-}
-
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir)).sort();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
 }
 
 /** A daemon on a fresh root with one bridge network, fault plugins on the plugin path. */

@@ -559,7 +559,8 @@ export class Daemon {
   }
 }
 
-async function listDir(dir: string): Promise<string[]> {
+/** A dir's entries, sorted; a missing dir is empty. */
+export async function listDir(dir: string): Promise<string[]> {
   try {
     return (await readdir(dir)).sort();
   } catch (err) {
