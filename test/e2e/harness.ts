@@ -8,7 +8,6 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomInt } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { execa, type ResultPromise } from 'execa';
@@ -35,7 +34,7 @@ import {
 } from '../../src/gen/runtime/v1/api.js';
 import { socketAlive } from '../../src/cri/server.js';
 import { expect } from 'vitest';
-import { Cleanup, delHostLink, linkExists, natRulesMatching, pidAlive, randomHex, sh } from '../helpers/env.js';
+import { Cleanup, delHostLink, linkExists, natRulesMatching, pidAlive, randomHex, sh, uniqueSubnet, usedSubnetPrefixes, type Subnet as TestSubnet } from '../helpers/env.js';
 
 export const REPO_ROOT: string = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 const DAEMON_BIN = join(REPO_ROOT, 'bin', 'podnetd');
@@ -95,31 +94,9 @@ export async function newRoot(): Promise<string> {
 
 // ---- networks -----------------------------------------------------------------------------------
 
-const usedPrefixes = new Set<string>();
-
-/** The "10.x.y" prefixes of every subnet handed out so far (for leak checks). */
-export function usedSubnetPrefixes(): string[] {
-  return [...usedPrefixes];
-}
-
-export interface TestSubnet {
-  /** "10.123.45.0/24" */
-  subnet: string;
-  /** "10.123.45.1": the bridge's address when isGateway. */
-  gateway: string;
-  /** "10.123.45" */
-  prefix: string;
-}
-
-/** A random 10.<100-250>.<0-255>.0/24, never the same twice in this process. */
-export function uniqueSubnet(): TestSubnet {
-  for (;;) {
-    const prefix = `10.${randomInt(100, 251)}.${randomInt(0, 256)}`;
-    if (usedPrefixes.has(prefix)) continue;
-    usedPrefixes.add(prefix);
-    return { subnet: `${prefix}.0/24`, gateway: `${prefix}.1`, prefix };
-  }
-}
+// One allocator for the whole test process: the e2e files also use test/helpers' subnets, and two
+// allocators could hand out the same /24 twice.
+export { uniqueSubnet, usedSubnetPrefixes, type Subnet as TestSubnet } from '../helpers/env.js';
 
 /** Whether ip (dotted quad) is inside the /24 of s. */
 export function inSubnet(ip: string, s: TestSubnet): boolean {

@@ -38,6 +38,11 @@ export interface Subnet {
 
 const usedSubnets = new Set<string>();
 
+/** The "10.x.y" prefixes of every subnet handed out so far in this process (for leak checks). */
+export function usedSubnetPrefixes(): string[] {
+  return [...usedSubnets];
+}
+
 /** A random 10.<100-250>.<0-255>.0/24, never the same twice in one process. */
 export function uniqueSubnet(): Subnet {
   for (;;) {
