@@ -1,11 +1,9 @@
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { isObject, isStringArray, parseJSON, type JSONObject } from './json.js';
-import { unlinkIfExists, writeFileAtomic } from './write-atomic.js';
+import { removeTempFiles, unlinkIfExists, writeFileAtomic } from './write-atomic.js';
 
 export const CACHE_KIND = 'cniCacheV1';
-const TEMP_RE = /\.tmp-[0-9a-f]{12}$/;
 
 /**
  * One cached attachment, in libcni's on-disk shape (`kind: cniCacheV1`), so that Go tools
@@ -102,10 +100,8 @@ export class ResultCache {
    * Temp files of cache writes a crash interrupted. Only writeFileAtomic makes this name pattern
    * (libcni writes cache files in place), so this is safe in a cache dir shared with containerd.
    */
-  async removeTempFiles(): Promise<void> {
-    const dir = join(this.cacheDir, 'results');
-    const names = await readdir(dir).catch(() => [] as string[]);
-    await Promise.all(names.filter((n) => TEMP_RE.test(n)).map((n) => rm(join(dir, n), { force: true })));
+  removeTempFiles(): Promise<void> {
+    return removeTempFiles(join(this.cacheDir, 'results'));
   }
 
   /** Every attachment in the cache, optionally only a container's, sorted by file name like libcni. */

@@ -38,18 +38,15 @@ export class ExecAbortedError extends Error {
   }
 }
 
-/** A plugin's stdout and stderr together; a result is a few KiB, so this only stops a runaway. */
-const MAX_PLUGIN_OUTPUT = 16 * 1024 * 1024;
-
 export async function findInPath(type: string, dirs: readonly string[]): Promise<string> {
   validatePluginType(type);
   for (const dir of dirs) {
     if (!dir) continue;
     const candidate = join(dir, type);
     try {
-      // One stat per candidate, looked up on every call so a plugin installed or replaced while
-      // we run is seen at once (as libcni does). Execute bits rather than access(X_OK): one
-      // syscall less per plugin, and an exec that is refused anyway fails with the cause.
+      // One stat per candidate (CNIConfig may cache the answer; see cachePluginPaths). Execute
+      // bits rather than access(X_OK): one syscall less per plugin, and an exec that is refused
+      // anyway fails with the cause.
       const st = await stat(candidate);
       if (st.isFile() && (st.mode & 0o111) !== 0) return candidate;
     } catch {
@@ -90,8 +87,8 @@ export class RawExec implements PluginExec {
         path: req.pluginPath,
         env: { ...this.env, ...req.env },
         stdin: req.stdin,
+        // The spawner's default output bound (16 MiB): a result is a few KiB, so it only stops a runaway.
         ...(req.signal ? { signal: req.signal } : {}),
-        maxOutput: MAX_PLUGIN_OUTPUT,
       });
     } catch (err) {
       if (req.signal?.aborted) throw new ExecAbortedError(req.signal.reason);

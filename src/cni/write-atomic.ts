@@ -1,6 +1,7 @@
 import { close, fdatasync, fsync, mkdir, open, rename, unlink, write } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export interface WriteAtomicOptions {
   /** Mode of the file (default 0600). */
@@ -51,6 +52,19 @@ let tempCounter = 0;
 function tempName(file: string): string {
   tempCounter = (tempCounter + 1) & 0xffffff;
   return `${file}.tmp-${TEMP_PREFIX}${tempCounter.toString(16).padStart(6, '0')}`;
+}
+
+const TEMP_RE = /\.tmp-[0-9a-f]{12}$/;
+
+/** Whether a name is a temp file of writeFileAtomic (a write a crash interrupted before its rename). */
+export function isTempName(name: string): boolean {
+  return TEMP_RE.test(name);
+}
+
+/** Deletes writeFileAtomic's leftover temp files in a dir; other names are left alone. */
+export async function removeTempFiles(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  await Promise.all(names.filter(isTempName).map((n) => unlinkIfExists(join(dir, n))));
 }
 
 /** Deletes a file; one that is already gone is fine. One unlink, where rm({force}) adds an lstat. */

@@ -1,6 +1,6 @@
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { unlinkIfExists, writeFileAtomic } from '../cni/write-atomic.js';
+import { isTempName, removeTempFiles, unlinkIfExists, writeFileAtomic } from '../cni/write-atomic.js';
 
 /**
  * Where a sandbox is in its life. `creating` and `stopping` are written before the network work
@@ -102,9 +102,9 @@ export class SandboxStore {
     await Promise.all(
       names.map(async (name) => {
         const file = join(this.dir, name);
-        if (name.includes('.tmp-')) {
+        if (isTempName(name)) {
           // A write that never got renamed: the crash happened before the record existed.
-          await rm(file, { force: true });
+          await unlinkIfExists(file);
           return;
         }
         if (!name.endsWith('.json') || !ID_RE.test(name.slice(0, -5))) return;
@@ -221,9 +221,8 @@ export class NetnsLedger {
   }
 
   /** Temp files of writes a crash interrupted (only this daemon writes here). */
-  async removeTempFiles(): Promise<void> {
-    const names = await readdir(this.dir).catch(() => [] as string[]);
-    await Promise.all(names.filter((n) => n.includes('.tmp-')).map((n) => rm(join(this.dir, n), { force: true })));
+  removeTempFiles(): Promise<void> {
+    return removeTempFiles(this.dir);
   }
 
   async list(): Promise<string[]> {
