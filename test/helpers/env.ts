@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { randomBytes, randomInt } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 
 /** Where the real plugins may be installed, in the order a node would search them. */
@@ -43,11 +44,49 @@ export function usedSubnetPrefixes(): string[] {
   return [...usedSubnets];
 }
 
-/** A random 10.<100-250>.<0-255>.0/24, never the same twice in one process. */
+/**
+ * Claims a name machine-wide (a directory made with mkdir, which is atomic, holding the
+ * claimer's pid), so test suites running at once in other checkouts never get the same subnet.
+ * A claim whose process died is taken over.
+ */
+function claimMachineWide(kind: string, name: string): boolean {
+  const dir = join(tmpdir(), `podnet-test-claims-${kind}`);
+  mkdirSync(dir, { recursive: true });
+  const claim = join(dir, name);
+  try {
+    mkdirSync(claim);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    let holder: number;
+    try {
+      holder = Number.parseInt(readFileSync(join(claim, 'pid'), 'utf8'), 10);
+    } catch {
+      return false; // just made by someone still writing its pid
+    }
+    if (holder === process.pid || processAlive(holder)) return false;
+    rmSync(claim, { recursive: true, force: true });
+    return claimMachineWide(kind, name);
+  }
+  writeFileSync(join(claim, 'pid'), String(process.pid));
+  return true;
+}
+
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A random 10.<100-250>.<0-255>.0/24, never the same twice on this machine while its claimer lives. */
 export function uniqueSubnet(): Subnet {
   for (;;) {
     const prefix = `10.${randomInt(100, 251)}.${randomInt(0, 256)}`;
     if (usedSubnets.has(prefix)) continue;
+    if (!claimMachineWide('subnets', prefix)) continue;
     usedSubnets.add(prefix);
     return { subnet: `${prefix}.0/24`, gateway: `${prefix}.1`, prefix };
   }
