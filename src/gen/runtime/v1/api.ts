@@ -1123,9 +1123,34 @@ export interface PodSandboxAttributes_AnnotationsEntry {
   value: string;
 }
 
-/** Trimmed: upstream also has linux = 2, windows = 3. */
+/** Trimmed: upstream also has windows = 3. */
 export interface PodSandboxStats {
   attributes: PodSandboxAttributes | undefined;
+  linux: LinuxPodSandboxStats | undefined;
+}
+
+/**
+ * Trimmed: upstream also has cpu = 1, memory = 2, process = 4,
+ * containers = 5, io = 6 (the container runtime's to measure).
+ */
+export interface LinuxPodSandboxStats {
+  network: NetworkUsage | undefined;
+}
+
+export interface NetworkUsage {
+  /** Nanoseconds since the epoch at which the counters were read; > 0. */
+  timestamp: bigint;
+  defaultInterface: NetworkInterfaceUsage | undefined;
+  interfaces: NetworkInterfaceUsage[];
+}
+
+/** Cumulative counters of one interface inside the sandbox's namespace. */
+export interface NetworkInterfaceUsage {
+  name: string;
+  rxBytes: UInt64Value | undefined;
+  rxErrors: UInt64Value | undefined;
+  txBytes: UInt64Value | undefined;
+  txErrors: UInt64Value | undefined;
 }
 
 export interface PodSandboxStatsRequest {
@@ -1222,6 +1247,115 @@ export interface StreamPodSandboxMetricsRequest {
 
 export interface StreamPodSandboxMetricsResponse {
   podSandboxMetrics: PodSandboxMetrics[];
+}
+
+export interface ImageSpec {
+  image: string;
+  annotations: { [key: string]: string };
+  userSpecifiedImage: string;
+  runtimeHandler: string;
+  imageRef: string;
+}
+
+export interface ImageSpec_AnnotationsEntry {
+  key: string;
+  value: string;
+}
+
+export interface ImageFilter {
+  image: ImageSpec | undefined;
+}
+
+export interface ListImagesRequest {
+  filter: ImageFilter | undefined;
+}
+
+export interface Image {
+  id: string;
+  repoTags: string[];
+  repoDigests: string[];
+  size: bigint;
+  uid: Int64Value | undefined;
+  username: string;
+  spec: ImageSpec | undefined;
+  pinned: boolean;
+}
+
+export interface ListImagesResponse {
+  images: Image[];
+}
+
+export interface StreamImagesRequest {
+  filter: ImageFilter | undefined;
+}
+
+export interface StreamImagesResponse {
+  images: Image[];
+}
+
+export interface ImageStatusRequest {
+  image: ImageSpec | undefined;
+  verbose: boolean;
+}
+
+export interface ImageStatusResponse {
+  /** Unset: no such image (always, for podnet). */
+  image:
+    | Image
+    | undefined;
+  /** Verbose-only debug data; values are JSON strings. */
+  info: { [key: string]: string };
+}
+
+export interface ImageStatusResponse_InfoEntry {
+  key: string;
+  value: string;
+}
+
+export interface AuthConfig {
+  username: string;
+  password: string;
+  auth: string;
+  serverAddress: string;
+  identityToken: string;
+  registryToken: string;
+}
+
+export interface PullImageRequest {
+  image: ImageSpec | undefined;
+  auth: AuthConfig | undefined;
+  sandboxConfig: PodSandboxConfig | undefined;
+}
+
+export interface PullImageResponse {
+  imageRef: string;
+}
+
+export interface RemoveImageRequest {
+  image: ImageSpec | undefined;
+}
+
+export interface RemoveImageResponse {
+}
+
+export interface ImageFsInfoRequest {
+}
+
+export interface FilesystemIdentifier {
+  mountpoint: string;
+}
+
+export interface FilesystemUsage {
+  /** Nanoseconds since the epoch; > 0. */
+  timestamp: bigint;
+  fsId: FilesystemIdentifier | undefined;
+  usedBytes: UInt64Value | undefined;
+  inodesUsed: UInt64Value | undefined;
+}
+
+export interface ImageFsInfoResponse {
+  imageFilesystems: FilesystemUsage[];
+  containerFilesystems: FilesystemUsage[];
 }
 
 function createBaseVersionRequest(): VersionRequest {
@@ -13867,13 +14001,16 @@ export const PodSandboxAttributes_AnnotationsEntry: MessageFns<PodSandboxAttribu
 };
 
 function createBasePodSandboxStats(): PodSandboxStats {
-  return { attributes: undefined };
+  return { attributes: undefined, linux: undefined };
 }
 
 export const PodSandboxStats: MessageFns<PodSandboxStats> = {
   encode(message: PodSandboxStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.attributes !== undefined) {
       PodSandboxAttributes.encode(message.attributes, writer.uint32(10).fork()).join();
+    }
+    if (message.linux !== undefined) {
+      LinuxPodSandboxStats.encode(message.linux, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -13899,6 +14036,14 @@ export const PodSandboxStats: MessageFns<PodSandboxStats> = {
             message.attributes = PodSandboxAttributes.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.linux = LinuxPodSandboxStats.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -13912,13 +14057,19 @@ export const PodSandboxStats: MessageFns<PodSandboxStats> = {
   },
 
   fromJSON(object: any): PodSandboxStats {
-    return { attributes: isSet(object.attributes) ? PodSandboxAttributes.fromJSON(object.attributes) : undefined };
+    return {
+      attributes: isSet(object.attributes) ? PodSandboxAttributes.fromJSON(object.attributes) : undefined,
+      linux: isSet(object.linux) ? LinuxPodSandboxStats.fromJSON(object.linux) : undefined,
+    };
   },
 
   toJSON(message: PodSandboxStats): unknown {
     const obj: any = {};
     if (message.attributes !== undefined) {
       obj.attributes = PodSandboxAttributes.toJSON(message.attributes);
+    }
+    if (message.linux !== undefined) {
+      obj.linux = LinuxPodSandboxStats.toJSON(message.linux);
     }
     return obj;
   },
@@ -13930,6 +14081,347 @@ export const PodSandboxStats: MessageFns<PodSandboxStats> = {
     const message = createBasePodSandboxStats();
     message.attributes = (object.attributes !== undefined && object.attributes !== null)
       ? PodSandboxAttributes.fromPartial(object.attributes)
+      : undefined;
+    message.linux = (object.linux !== undefined && object.linux !== null)
+      ? LinuxPodSandboxStats.fromPartial(object.linux)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseLinuxPodSandboxStats(): LinuxPodSandboxStats {
+  return { network: undefined };
+}
+
+export const LinuxPodSandboxStats: MessageFns<LinuxPodSandboxStats> = {
+  encode(message: LinuxPodSandboxStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.network !== undefined) {
+      NetworkUsage.encode(message.network, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LinuxPodSandboxStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLinuxPodSandboxStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.network = NetworkUsage.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LinuxPodSandboxStats {
+    return { network: isSet(object.network) ? NetworkUsage.fromJSON(object.network) : undefined };
+  },
+
+  toJSON(message: LinuxPodSandboxStats): unknown {
+    const obj: any = {};
+    if (message.network !== undefined) {
+      obj.network = NetworkUsage.toJSON(message.network);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LinuxPodSandboxStats>, I>>(base?: I): LinuxPodSandboxStats {
+    return LinuxPodSandboxStats.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LinuxPodSandboxStats>, I>>(object: I): LinuxPodSandboxStats {
+    const message = createBaseLinuxPodSandboxStats();
+    message.network = (object.network !== undefined && object.network !== null)
+      ? NetworkUsage.fromPartial(object.network)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseNetworkUsage(): NetworkUsage {
+  return { timestamp: 0n, defaultInterface: undefined, interfaces: [] };
+}
+
+export const NetworkUsage: MessageFns<NetworkUsage> = {
+  encode(message: NetworkUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.timestamp !== 0n) {
+      if (BigInt.asIntN(64, message.timestamp) !== message.timestamp) {
+        throw new globalThis.Error("value provided for field message.timestamp of type int64 too large");
+      }
+      writer.uint32(8).int64(message.timestamp);
+    }
+    if (message.defaultInterface !== undefined) {
+      NetworkInterfaceUsage.encode(message.defaultInterface, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.interfaces) {
+      NetworkInterfaceUsage.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetworkUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetworkUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.timestamp = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.defaultInterface = NetworkInterfaceUsage.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.interfaces.push(NetworkInterfaceUsage.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NetworkUsage {
+    return {
+      timestamp: isSet(object.timestamp) ? BigInt(object.timestamp) : 0n,
+      defaultInterface: isSet(object.defaultInterface)
+        ? NetworkInterfaceUsage.fromJSON(object.defaultInterface)
+        : isSet(object.default_interface)
+        ? NetworkInterfaceUsage.fromJSON(object.default_interface)
+        : undefined,
+      interfaces: globalThis.Array.isArray(object?.interfaces)
+        ? object.interfaces.map((e: any) => NetworkInterfaceUsage.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: NetworkUsage): unknown {
+    const obj: any = {};
+    if (message.timestamp !== 0n) {
+      obj.timestamp = message.timestamp.toString();
+    }
+    if (message.defaultInterface !== undefined) {
+      obj.defaultInterface = NetworkInterfaceUsage.toJSON(message.defaultInterface);
+    }
+    if (message.interfaces?.length) {
+      obj.interfaces = message.interfaces.map((e) => NetworkInterfaceUsage.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NetworkUsage>, I>>(base?: I): NetworkUsage {
+    return NetworkUsage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NetworkUsage>, I>>(object: I): NetworkUsage {
+    const message = createBaseNetworkUsage();
+    message.timestamp = (object.timestamp !== undefined && object.timestamp !== null) ? BigInt(object.timestamp) : 0n;
+    message.defaultInterface = (object.defaultInterface !== undefined && object.defaultInterface !== null)
+      ? NetworkInterfaceUsage.fromPartial(object.defaultInterface)
+      : undefined;
+    message.interfaces = object.interfaces?.map((e) => NetworkInterfaceUsage.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseNetworkInterfaceUsage(): NetworkInterfaceUsage {
+  return { name: "", rxBytes: undefined, rxErrors: undefined, txBytes: undefined, txErrors: undefined };
+}
+
+export const NetworkInterfaceUsage: MessageFns<NetworkInterfaceUsage> = {
+  encode(message: NetworkInterfaceUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.rxBytes !== undefined) {
+      UInt64Value.encode(message.rxBytes, writer.uint32(18).fork()).join();
+    }
+    if (message.rxErrors !== undefined) {
+      UInt64Value.encode(message.rxErrors, writer.uint32(26).fork()).join();
+    }
+    if (message.txBytes !== undefined) {
+      UInt64Value.encode(message.txBytes, writer.uint32(34).fork()).join();
+    }
+    if (message.txErrors !== undefined) {
+      UInt64Value.encode(message.txErrors, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NetworkInterfaceUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNetworkInterfaceUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.rxBytes = UInt64Value.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.rxErrors = UInt64Value.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.txBytes = UInt64Value.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.txErrors = UInt64Value.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NetworkInterfaceUsage {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      rxBytes: isSet(object.rxBytes)
+        ? UInt64Value.fromJSON(object.rxBytes)
+        : isSet(object.rx_bytes)
+        ? UInt64Value.fromJSON(object.rx_bytes)
+        : undefined,
+      rxErrors: isSet(object.rxErrors)
+        ? UInt64Value.fromJSON(object.rxErrors)
+        : isSet(object.rx_errors)
+        ? UInt64Value.fromJSON(object.rx_errors)
+        : undefined,
+      txBytes: isSet(object.txBytes)
+        ? UInt64Value.fromJSON(object.txBytes)
+        : isSet(object.tx_bytes)
+        ? UInt64Value.fromJSON(object.tx_bytes)
+        : undefined,
+      txErrors: isSet(object.txErrors)
+        ? UInt64Value.fromJSON(object.txErrors)
+        : isSet(object.tx_errors)
+        ? UInt64Value.fromJSON(object.tx_errors)
+        : undefined,
+    };
+  },
+
+  toJSON(message: NetworkInterfaceUsage): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.rxBytes !== undefined) {
+      obj.rxBytes = UInt64Value.toJSON(message.rxBytes);
+    }
+    if (message.rxErrors !== undefined) {
+      obj.rxErrors = UInt64Value.toJSON(message.rxErrors);
+    }
+    if (message.txBytes !== undefined) {
+      obj.txBytes = UInt64Value.toJSON(message.txBytes);
+    }
+    if (message.txErrors !== undefined) {
+      obj.txErrors = UInt64Value.toJSON(message.txErrors);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NetworkInterfaceUsage>, I>>(base?: I): NetworkInterfaceUsage {
+    return NetworkInterfaceUsage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NetworkInterfaceUsage>, I>>(object: I): NetworkInterfaceUsage {
+    const message = createBaseNetworkInterfaceUsage();
+    message.name = object.name ?? "";
+    message.rxBytes = (object.rxBytes !== undefined && object.rxBytes !== null)
+      ? UInt64Value.fromPartial(object.rxBytes)
+      : undefined;
+    message.rxErrors = (object.rxErrors !== undefined && object.rxErrors !== null)
+      ? UInt64Value.fromPartial(object.rxErrors)
+      : undefined;
+    message.txBytes = (object.txBytes !== undefined && object.txBytes !== null)
+      ? UInt64Value.fromPartial(object.txBytes)
+      : undefined;
+    message.txErrors = (object.txErrors !== undefined && object.txErrors !== null)
+      ? UInt64Value.fromPartial(object.txErrors)
       : undefined;
     return message;
   },
@@ -15684,6 +16176,1913 @@ export const StreamPodSandboxMetricsResponse: MessageFns<StreamPodSandboxMetrics
   },
 };
 
+function createBaseImageSpec(): ImageSpec {
+  return { image: "", annotations: {}, userSpecifiedImage: "", runtimeHandler: "", imageRef: "" };
+}
+
+export const ImageSpec: MessageFns<ImageSpec> = {
+  encode(message: ImageSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.image !== "") {
+      writer.uint32(10).string(message.image);
+    }
+    globalThis.Object.entries(message.annotations).forEach(([key, value]: [string, string]) => {
+      ImageSpec_AnnotationsEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.userSpecifiedImage !== "") {
+      writer.uint32(146).string(message.userSpecifiedImage);
+    }
+    if (message.runtimeHandler !== "") {
+      writer.uint32(154).string(message.runtimeHandler);
+    }
+    if (message.imageRef !== "") {
+      writer.uint32(162).string(message.imageRef);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageSpec {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageSpec();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.image = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = ImageSpec_AnnotationsEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.annotations[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.userSpecifiedImage = reader.string();
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.runtimeHandler = reader.string();
+            continue;
+          }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.imageRef = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageSpec {
+    return {
+      image: isSet(object.image) ? globalThis.String(object.image) : "",
+      annotations: isObject(object.annotations)
+        ? (globalThis.Object.entries(object.annotations) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      userSpecifiedImage: isSet(object.userSpecifiedImage)
+        ? globalThis.String(object.userSpecifiedImage)
+        : isSet(object.user_specified_image)
+        ? globalThis.String(object.user_specified_image)
+        : "",
+      runtimeHandler: isSet(object.runtimeHandler)
+        ? globalThis.String(object.runtimeHandler)
+        : isSet(object.runtime_handler)
+        ? globalThis.String(object.runtime_handler)
+        : "",
+      imageRef: isSet(object.imageRef)
+        ? globalThis.String(object.imageRef)
+        : isSet(object.image_ref)
+        ? globalThis.String(object.image_ref)
+        : "",
+    };
+  },
+
+  toJSON(message: ImageSpec): unknown {
+    const obj: any = {};
+    if (message.image !== "") {
+      obj.image = message.image;
+    }
+    if (message.annotations) {
+      const entries = globalThis.Object.entries(message.annotations) as [string, string][];
+      if (entries.length > 0) {
+        obj.annotations = {};
+        entries.forEach(([k, v]) => {
+          obj.annotations[k] = v;
+        });
+      }
+    }
+    if (message.userSpecifiedImage !== "") {
+      obj.userSpecifiedImage = message.userSpecifiedImage;
+    }
+    if (message.runtimeHandler !== "") {
+      obj.runtimeHandler = message.runtimeHandler;
+    }
+    if (message.imageRef !== "") {
+      obj.imageRef = message.imageRef;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageSpec>, I>>(base?: I): ImageSpec {
+    return ImageSpec.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageSpec>, I>>(object: I): ImageSpec {
+    const message = createBaseImageSpec();
+    message.image = object.image ?? "";
+    message.annotations = (globalThis.Object.entries(object.annotations ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.userSpecifiedImage = object.userSpecifiedImage ?? "";
+    message.runtimeHandler = object.runtimeHandler ?? "";
+    message.imageRef = object.imageRef ?? "";
+    return message;
+  },
+};
+
+function createBaseImageSpec_AnnotationsEntry(): ImageSpec_AnnotationsEntry {
+  return { key: "", value: "" };
+}
+
+export const ImageSpec_AnnotationsEntry: MessageFns<ImageSpec_AnnotationsEntry> = {
+  encode(message: ImageSpec_AnnotationsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageSpec_AnnotationsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageSpec_AnnotationsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageSpec_AnnotationsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ImageSpec_AnnotationsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageSpec_AnnotationsEntry>, I>>(base?: I): ImageSpec_AnnotationsEntry {
+    return ImageSpec_AnnotationsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageSpec_AnnotationsEntry>, I>>(object: I): ImageSpec_AnnotationsEntry {
+    const message = createBaseImageSpec_AnnotationsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseImageFilter(): ImageFilter {
+  return { image: undefined };
+}
+
+export const ImageFilter: MessageFns<ImageFilter> = {
+  encode(message: ImageFilter, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.image !== undefined) {
+      ImageSpec.encode(message.image, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageFilter {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageFilter();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.image = ImageSpec.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageFilter {
+    return { image: isSet(object.image) ? ImageSpec.fromJSON(object.image) : undefined };
+  },
+
+  toJSON(message: ImageFilter): unknown {
+    const obj: any = {};
+    if (message.image !== undefined) {
+      obj.image = ImageSpec.toJSON(message.image);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageFilter>, I>>(base?: I): ImageFilter {
+    return ImageFilter.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageFilter>, I>>(object: I): ImageFilter {
+    const message = createBaseImageFilter();
+    message.image = (object.image !== undefined && object.image !== null)
+      ? ImageSpec.fromPartial(object.image)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListImagesRequest(): ListImagesRequest {
+  return { filter: undefined };
+}
+
+export const ListImagesRequest: MessageFns<ListImagesRequest> = {
+  encode(message: ListImagesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.filter !== undefined) {
+      ImageFilter.encode(message.filter, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListImagesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListImagesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.filter = ImageFilter.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListImagesRequest {
+    return { filter: isSet(object.filter) ? ImageFilter.fromJSON(object.filter) : undefined };
+  },
+
+  toJSON(message: ListImagesRequest): unknown {
+    const obj: any = {};
+    if (message.filter !== undefined) {
+      obj.filter = ImageFilter.toJSON(message.filter);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListImagesRequest>, I>>(base?: I): ListImagesRequest {
+    return ListImagesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListImagesRequest>, I>>(object: I): ListImagesRequest {
+    const message = createBaseListImagesRequest();
+    message.filter = (object.filter !== undefined && object.filter !== null)
+      ? ImageFilter.fromPartial(object.filter)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseImage(): Image {
+  return {
+    id: "",
+    repoTags: [],
+    repoDigests: [],
+    size: 0n,
+    uid: undefined,
+    username: "",
+    spec: undefined,
+    pinned: false,
+  };
+}
+
+export const Image: MessageFns<Image> = {
+  encode(message: Image, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    for (const v of message.repoTags) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.repoDigests) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.size !== 0n) {
+      if (BigInt.asUintN(64, message.size) !== message.size) {
+        throw new globalThis.Error("value provided for field message.size of type uint64 too large");
+      }
+      writer.uint32(32).uint64(message.size);
+    }
+    if (message.uid !== undefined) {
+      Int64Value.encode(message.uid, writer.uint32(42).fork()).join();
+    }
+    if (message.username !== "") {
+      writer.uint32(50).string(message.username);
+    }
+    if (message.spec !== undefined) {
+      ImageSpec.encode(message.spec, writer.uint32(58).fork()).join();
+    }
+    if (message.pinned !== false) {
+      writer.uint32(64).bool(message.pinned);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Image {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.repoTags.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.repoDigests.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.size = reader.uint64() as bigint;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.uid = Int64Value.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.username = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.spec = ImageSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.pinned = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Image {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      repoTags: globalThis.Array.isArray(object?.repoTags)
+        ? object.repoTags.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.repo_tags)
+        ? object.repo_tags.map((e: any) => globalThis.String(e))
+        : [],
+      repoDigests: globalThis.Array.isArray(object?.repoDigests)
+        ? object.repoDigests.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.repo_digests)
+        ? object.repo_digests.map((e: any) => globalThis.String(e))
+        : [],
+      size: isSet(object.size) ? BigInt(object.size) : 0n,
+      uid: isSet(object.uid) ? Int64Value.fromJSON(object.uid) : undefined,
+      username: isSet(object.username) ? globalThis.String(object.username) : "",
+      spec: isSet(object.spec) ? ImageSpec.fromJSON(object.spec) : undefined,
+      pinned: isSet(object.pinned) ? globalThis.Boolean(object.pinned) : false,
+    };
+  },
+
+  toJSON(message: Image): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.repoTags?.length) {
+      obj.repoTags = message.repoTags;
+    }
+    if (message.repoDigests?.length) {
+      obj.repoDigests = message.repoDigests;
+    }
+    if (message.size !== 0n) {
+      obj.size = message.size.toString();
+    }
+    if (message.uid !== undefined) {
+      obj.uid = Int64Value.toJSON(message.uid);
+    }
+    if (message.username !== "") {
+      obj.username = message.username;
+    }
+    if (message.spec !== undefined) {
+      obj.spec = ImageSpec.toJSON(message.spec);
+    }
+    if (message.pinned !== false) {
+      obj.pinned = message.pinned;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Image>, I>>(base?: I): Image {
+    return Image.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Image>, I>>(object: I): Image {
+    const message = createBaseImage();
+    message.id = object.id ?? "";
+    message.repoTags = object.repoTags?.map((e) => e) || [];
+    message.repoDigests = object.repoDigests?.map((e) => e) || [];
+    message.size = (object.size !== undefined && object.size !== null) ? BigInt(object.size) : 0n;
+    message.uid = (object.uid !== undefined && object.uid !== null) ? Int64Value.fromPartial(object.uid) : undefined;
+    message.username = object.username ?? "";
+    message.spec = (object.spec !== undefined && object.spec !== null) ? ImageSpec.fromPartial(object.spec) : undefined;
+    message.pinned = object.pinned ?? false;
+    return message;
+  },
+};
+
+function createBaseListImagesResponse(): ListImagesResponse {
+  return { images: [] };
+}
+
+export const ListImagesResponse: MessageFns<ListImagesResponse> = {
+  encode(message: ListImagesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.images) {
+      Image.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListImagesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListImagesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.images.push(Image.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListImagesResponse {
+    return { images: globalThis.Array.isArray(object?.images) ? object.images.map((e: any) => Image.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: ListImagesResponse): unknown {
+    const obj: any = {};
+    if (message.images?.length) {
+      obj.images = message.images.map((e) => Image.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListImagesResponse>, I>>(base?: I): ListImagesResponse {
+    return ListImagesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListImagesResponse>, I>>(object: I): ListImagesResponse {
+    const message = createBaseListImagesResponse();
+    message.images = object.images?.map((e) => Image.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseStreamImagesRequest(): StreamImagesRequest {
+  return { filter: undefined };
+}
+
+export const StreamImagesRequest: MessageFns<StreamImagesRequest> = {
+  encode(message: StreamImagesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.filter !== undefined) {
+      ImageFilter.encode(message.filter, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StreamImagesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStreamImagesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.filter = ImageFilter.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StreamImagesRequest {
+    return { filter: isSet(object.filter) ? ImageFilter.fromJSON(object.filter) : undefined };
+  },
+
+  toJSON(message: StreamImagesRequest): unknown {
+    const obj: any = {};
+    if (message.filter !== undefined) {
+      obj.filter = ImageFilter.toJSON(message.filter);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StreamImagesRequest>, I>>(base?: I): StreamImagesRequest {
+    return StreamImagesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StreamImagesRequest>, I>>(object: I): StreamImagesRequest {
+    const message = createBaseStreamImagesRequest();
+    message.filter = (object.filter !== undefined && object.filter !== null)
+      ? ImageFilter.fromPartial(object.filter)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseStreamImagesResponse(): StreamImagesResponse {
+  return { images: [] };
+}
+
+export const StreamImagesResponse: MessageFns<StreamImagesResponse> = {
+  encode(message: StreamImagesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.images) {
+      Image.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StreamImagesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStreamImagesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.images.push(Image.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StreamImagesResponse {
+    return { images: globalThis.Array.isArray(object?.images) ? object.images.map((e: any) => Image.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: StreamImagesResponse): unknown {
+    const obj: any = {};
+    if (message.images?.length) {
+      obj.images = message.images.map((e) => Image.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StreamImagesResponse>, I>>(base?: I): StreamImagesResponse {
+    return StreamImagesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StreamImagesResponse>, I>>(object: I): StreamImagesResponse {
+    const message = createBaseStreamImagesResponse();
+    message.images = object.images?.map((e) => Image.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseImageStatusRequest(): ImageStatusRequest {
+  return { image: undefined, verbose: false };
+}
+
+export const ImageStatusRequest: MessageFns<ImageStatusRequest> = {
+  encode(message: ImageStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.image !== undefined) {
+      ImageSpec.encode(message.image, writer.uint32(10).fork()).join();
+    }
+    if (message.verbose !== false) {
+      writer.uint32(16).bool(message.verbose);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.image = ImageSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.verbose = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageStatusRequest {
+    return {
+      image: isSet(object.image) ? ImageSpec.fromJSON(object.image) : undefined,
+      verbose: isSet(object.verbose) ? globalThis.Boolean(object.verbose) : false,
+    };
+  },
+
+  toJSON(message: ImageStatusRequest): unknown {
+    const obj: any = {};
+    if (message.image !== undefined) {
+      obj.image = ImageSpec.toJSON(message.image);
+    }
+    if (message.verbose !== false) {
+      obj.verbose = message.verbose;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageStatusRequest>, I>>(base?: I): ImageStatusRequest {
+    return ImageStatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageStatusRequest>, I>>(object: I): ImageStatusRequest {
+    const message = createBaseImageStatusRequest();
+    message.image = (object.image !== undefined && object.image !== null)
+      ? ImageSpec.fromPartial(object.image)
+      : undefined;
+    message.verbose = object.verbose ?? false;
+    return message;
+  },
+};
+
+function createBaseImageStatusResponse(): ImageStatusResponse {
+  return { image: undefined, info: {} };
+}
+
+export const ImageStatusResponse: MessageFns<ImageStatusResponse> = {
+  encode(message: ImageStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.image !== undefined) {
+      Image.encode(message.image, writer.uint32(10).fork()).join();
+    }
+    globalThis.Object.entries(message.info).forEach(([key, value]: [string, string]) => {
+      ImageStatusResponse_InfoEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.image = Image.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = ImageStatusResponse_InfoEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.info[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageStatusResponse {
+    return {
+      image: isSet(object.image) ? Image.fromJSON(object.image) : undefined,
+      info: isObject(object.info)
+        ? (globalThis.Object.entries(object.info) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: ImageStatusResponse): unknown {
+    const obj: any = {};
+    if (message.image !== undefined) {
+      obj.image = Image.toJSON(message.image);
+    }
+    if (message.info) {
+      const entries = globalThis.Object.entries(message.info) as [string, string][];
+      if (entries.length > 0) {
+        obj.info = {};
+        entries.forEach(([k, v]) => {
+          obj.info[k] = v;
+        });
+      }
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageStatusResponse>, I>>(base?: I): ImageStatusResponse {
+    return ImageStatusResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageStatusResponse>, I>>(object: I): ImageStatusResponse {
+    const message = createBaseImageStatusResponse();
+    message.image = (object.image !== undefined && object.image !== null) ? Image.fromPartial(object.image) : undefined;
+    message.info = (globalThis.Object.entries(object.info ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseImageStatusResponse_InfoEntry(): ImageStatusResponse_InfoEntry {
+  return { key: "", value: "" };
+}
+
+export const ImageStatusResponse_InfoEntry: MessageFns<ImageStatusResponse_InfoEntry> = {
+  encode(message: ImageStatusResponse_InfoEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageStatusResponse_InfoEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageStatusResponse_InfoEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageStatusResponse_InfoEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: ImageStatusResponse_InfoEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageStatusResponse_InfoEntry>, I>>(base?: I): ImageStatusResponse_InfoEntry {
+    return ImageStatusResponse_InfoEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageStatusResponse_InfoEntry>, I>>(
+    object: I,
+  ): ImageStatusResponse_InfoEntry {
+    const message = createBaseImageStatusResponse_InfoEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseAuthConfig(): AuthConfig {
+  return { username: "", password: "", auth: "", serverAddress: "", identityToken: "", registryToken: "" };
+}
+
+export const AuthConfig: MessageFns<AuthConfig> = {
+  encode(message: AuthConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.username !== "") {
+      writer.uint32(10).string(message.username);
+    }
+    if (message.password !== "") {
+      writer.uint32(18).string(message.password);
+    }
+    if (message.auth !== "") {
+      writer.uint32(26).string(message.auth);
+    }
+    if (message.serverAddress !== "") {
+      writer.uint32(34).string(message.serverAddress);
+    }
+    if (message.identityToken !== "") {
+      writer.uint32(42).string(message.identityToken);
+    }
+    if (message.registryToken !== "") {
+      writer.uint32(50).string(message.registryToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuthConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuthConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.username = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.password = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.auth = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.serverAddress = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.identityToken = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.registryToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuthConfig {
+    return {
+      username: isSet(object.username) ? globalThis.String(object.username) : "",
+      password: isSet(object.password) ? globalThis.String(object.password) : "",
+      auth: isSet(object.auth) ? globalThis.String(object.auth) : "",
+      serverAddress: isSet(object.serverAddress)
+        ? globalThis.String(object.serverAddress)
+        : isSet(object.server_address)
+        ? globalThis.String(object.server_address)
+        : "",
+      identityToken: isSet(object.identityToken)
+        ? globalThis.String(object.identityToken)
+        : isSet(object.identity_token)
+        ? globalThis.String(object.identity_token)
+        : "",
+      registryToken: isSet(object.registryToken)
+        ? globalThis.String(object.registryToken)
+        : isSet(object.registry_token)
+        ? globalThis.String(object.registry_token)
+        : "",
+    };
+  },
+
+  toJSON(message: AuthConfig): unknown {
+    const obj: any = {};
+    if (message.username !== "") {
+      obj.username = message.username;
+    }
+    if (message.password !== "") {
+      obj.password = message.password;
+    }
+    if (message.auth !== "") {
+      obj.auth = message.auth;
+    }
+    if (message.serverAddress !== "") {
+      obj.serverAddress = message.serverAddress;
+    }
+    if (message.identityToken !== "") {
+      obj.identityToken = message.identityToken;
+    }
+    if (message.registryToken !== "") {
+      obj.registryToken = message.registryToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuthConfig>, I>>(base?: I): AuthConfig {
+    return AuthConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuthConfig>, I>>(object: I): AuthConfig {
+    const message = createBaseAuthConfig();
+    message.username = object.username ?? "";
+    message.password = object.password ?? "";
+    message.auth = object.auth ?? "";
+    message.serverAddress = object.serverAddress ?? "";
+    message.identityToken = object.identityToken ?? "";
+    message.registryToken = object.registryToken ?? "";
+    return message;
+  },
+};
+
+function createBasePullImageRequest(): PullImageRequest {
+  return { image: undefined, auth: undefined, sandboxConfig: undefined };
+}
+
+export const PullImageRequest: MessageFns<PullImageRequest> = {
+  encode(message: PullImageRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.image !== undefined) {
+      ImageSpec.encode(message.image, writer.uint32(10).fork()).join();
+    }
+    if (message.auth !== undefined) {
+      AuthConfig.encode(message.auth, writer.uint32(18).fork()).join();
+    }
+    if (message.sandboxConfig !== undefined) {
+      PodSandboxConfig.encode(message.sandboxConfig, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PullImageRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePullImageRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.image = ImageSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.auth = AuthConfig.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sandboxConfig = PodSandboxConfig.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PullImageRequest {
+    return {
+      image: isSet(object.image) ? ImageSpec.fromJSON(object.image) : undefined,
+      auth: isSet(object.auth) ? AuthConfig.fromJSON(object.auth) : undefined,
+      sandboxConfig: isSet(object.sandboxConfig)
+        ? PodSandboxConfig.fromJSON(object.sandboxConfig)
+        : isSet(object.sandbox_config)
+        ? PodSandboxConfig.fromJSON(object.sandbox_config)
+        : undefined,
+    };
+  },
+
+  toJSON(message: PullImageRequest): unknown {
+    const obj: any = {};
+    if (message.image !== undefined) {
+      obj.image = ImageSpec.toJSON(message.image);
+    }
+    if (message.auth !== undefined) {
+      obj.auth = AuthConfig.toJSON(message.auth);
+    }
+    if (message.sandboxConfig !== undefined) {
+      obj.sandboxConfig = PodSandboxConfig.toJSON(message.sandboxConfig);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PullImageRequest>, I>>(base?: I): PullImageRequest {
+    return PullImageRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PullImageRequest>, I>>(object: I): PullImageRequest {
+    const message = createBasePullImageRequest();
+    message.image = (object.image !== undefined && object.image !== null)
+      ? ImageSpec.fromPartial(object.image)
+      : undefined;
+    message.auth = (object.auth !== undefined && object.auth !== null)
+      ? AuthConfig.fromPartial(object.auth)
+      : undefined;
+    message.sandboxConfig = (object.sandboxConfig !== undefined && object.sandboxConfig !== null)
+      ? PodSandboxConfig.fromPartial(object.sandboxConfig)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePullImageResponse(): PullImageResponse {
+  return { imageRef: "" };
+}
+
+export const PullImageResponse: MessageFns<PullImageResponse> = {
+  encode(message: PullImageResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.imageRef !== "") {
+      writer.uint32(10).string(message.imageRef);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PullImageResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePullImageResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.imageRef = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PullImageResponse {
+    return {
+      imageRef: isSet(object.imageRef)
+        ? globalThis.String(object.imageRef)
+        : isSet(object.image_ref)
+        ? globalThis.String(object.image_ref)
+        : "",
+    };
+  },
+
+  toJSON(message: PullImageResponse): unknown {
+    const obj: any = {};
+    if (message.imageRef !== "") {
+      obj.imageRef = message.imageRef;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PullImageResponse>, I>>(base?: I): PullImageResponse {
+    return PullImageResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PullImageResponse>, I>>(object: I): PullImageResponse {
+    const message = createBasePullImageResponse();
+    message.imageRef = object.imageRef ?? "";
+    return message;
+  },
+};
+
+function createBaseRemoveImageRequest(): RemoveImageRequest {
+  return { image: undefined };
+}
+
+export const RemoveImageRequest: MessageFns<RemoveImageRequest> = {
+  encode(message: RemoveImageRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.image !== undefined) {
+      ImageSpec.encode(message.image, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveImageRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveImageRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.image = ImageSpec.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RemoveImageRequest {
+    return { image: isSet(object.image) ? ImageSpec.fromJSON(object.image) : undefined };
+  },
+
+  toJSON(message: RemoveImageRequest): unknown {
+    const obj: any = {};
+    if (message.image !== undefined) {
+      obj.image = ImageSpec.toJSON(message.image);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveImageRequest>, I>>(base?: I): RemoveImageRequest {
+    return RemoveImageRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveImageRequest>, I>>(object: I): RemoveImageRequest {
+    const message = createBaseRemoveImageRequest();
+    message.image = (object.image !== undefined && object.image !== null)
+      ? ImageSpec.fromPartial(object.image)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRemoveImageResponse(): RemoveImageResponse {
+  return {};
+}
+
+export const RemoveImageResponse: MessageFns<RemoveImageResponse> = {
+  encode(_: RemoveImageResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RemoveImageResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRemoveImageResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): RemoveImageResponse {
+    return {};
+  },
+
+  toJSON(_: RemoveImageResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RemoveImageResponse>, I>>(base?: I): RemoveImageResponse {
+    return RemoveImageResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RemoveImageResponse>, I>>(_: I): RemoveImageResponse {
+    const message = createBaseRemoveImageResponse();
+    return message;
+  },
+};
+
+function createBaseImageFsInfoRequest(): ImageFsInfoRequest {
+  return {};
+}
+
+export const ImageFsInfoRequest: MessageFns<ImageFsInfoRequest> = {
+  encode(_: ImageFsInfoRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageFsInfoRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageFsInfoRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ImageFsInfoRequest {
+    return {};
+  },
+
+  toJSON(_: ImageFsInfoRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageFsInfoRequest>, I>>(base?: I): ImageFsInfoRequest {
+    return ImageFsInfoRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageFsInfoRequest>, I>>(_: I): ImageFsInfoRequest {
+    const message = createBaseImageFsInfoRequest();
+    return message;
+  },
+};
+
+function createBaseFilesystemIdentifier(): FilesystemIdentifier {
+  return { mountpoint: "" };
+}
+
+export const FilesystemIdentifier: MessageFns<FilesystemIdentifier> = {
+  encode(message: FilesystemIdentifier, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mountpoint !== "") {
+      writer.uint32(10).string(message.mountpoint);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FilesystemIdentifier {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFilesystemIdentifier();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mountpoint = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FilesystemIdentifier {
+    return { mountpoint: isSet(object.mountpoint) ? globalThis.String(object.mountpoint) : "" };
+  },
+
+  toJSON(message: FilesystemIdentifier): unknown {
+    const obj: any = {};
+    if (message.mountpoint !== "") {
+      obj.mountpoint = message.mountpoint;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FilesystemIdentifier>, I>>(base?: I): FilesystemIdentifier {
+    return FilesystemIdentifier.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FilesystemIdentifier>, I>>(object: I): FilesystemIdentifier {
+    const message = createBaseFilesystemIdentifier();
+    message.mountpoint = object.mountpoint ?? "";
+    return message;
+  },
+};
+
+function createBaseFilesystemUsage(): FilesystemUsage {
+  return { timestamp: 0n, fsId: undefined, usedBytes: undefined, inodesUsed: undefined };
+}
+
+export const FilesystemUsage: MessageFns<FilesystemUsage> = {
+  encode(message: FilesystemUsage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.timestamp !== 0n) {
+      if (BigInt.asIntN(64, message.timestamp) !== message.timestamp) {
+        throw new globalThis.Error("value provided for field message.timestamp of type int64 too large");
+      }
+      writer.uint32(8).int64(message.timestamp);
+    }
+    if (message.fsId !== undefined) {
+      FilesystemIdentifier.encode(message.fsId, writer.uint32(18).fork()).join();
+    }
+    if (message.usedBytes !== undefined) {
+      UInt64Value.encode(message.usedBytes, writer.uint32(26).fork()).join();
+    }
+    if (message.inodesUsed !== undefined) {
+      UInt64Value.encode(message.inodesUsed, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FilesystemUsage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFilesystemUsage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.timestamp = reader.int64() as bigint;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fsId = FilesystemIdentifier.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.usedBytes = UInt64Value.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.inodesUsed = UInt64Value.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FilesystemUsage {
+    return {
+      timestamp: isSet(object.timestamp) ? BigInt(object.timestamp) : 0n,
+      fsId: isSet(object.fsId)
+        ? FilesystemIdentifier.fromJSON(object.fsId)
+        : isSet(object.fs_id)
+        ? FilesystemIdentifier.fromJSON(object.fs_id)
+        : undefined,
+      usedBytes: isSet(object.usedBytes)
+        ? UInt64Value.fromJSON(object.usedBytes)
+        : isSet(object.used_bytes)
+        ? UInt64Value.fromJSON(object.used_bytes)
+        : undefined,
+      inodesUsed: isSet(object.inodesUsed)
+        ? UInt64Value.fromJSON(object.inodesUsed)
+        : isSet(object.inodes_used)
+        ? UInt64Value.fromJSON(object.inodes_used)
+        : undefined,
+    };
+  },
+
+  toJSON(message: FilesystemUsage): unknown {
+    const obj: any = {};
+    if (message.timestamp !== 0n) {
+      obj.timestamp = message.timestamp.toString();
+    }
+    if (message.fsId !== undefined) {
+      obj.fsId = FilesystemIdentifier.toJSON(message.fsId);
+    }
+    if (message.usedBytes !== undefined) {
+      obj.usedBytes = UInt64Value.toJSON(message.usedBytes);
+    }
+    if (message.inodesUsed !== undefined) {
+      obj.inodesUsed = UInt64Value.toJSON(message.inodesUsed);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FilesystemUsage>, I>>(base?: I): FilesystemUsage {
+    return FilesystemUsage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FilesystemUsage>, I>>(object: I): FilesystemUsage {
+    const message = createBaseFilesystemUsage();
+    message.timestamp = (object.timestamp !== undefined && object.timestamp !== null) ? BigInt(object.timestamp) : 0n;
+    message.fsId = (object.fsId !== undefined && object.fsId !== null)
+      ? FilesystemIdentifier.fromPartial(object.fsId)
+      : undefined;
+    message.usedBytes = (object.usedBytes !== undefined && object.usedBytes !== null)
+      ? UInt64Value.fromPartial(object.usedBytes)
+      : undefined;
+    message.inodesUsed = (object.inodesUsed !== undefined && object.inodesUsed !== null)
+      ? UInt64Value.fromPartial(object.inodesUsed)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseImageFsInfoResponse(): ImageFsInfoResponse {
+  return { imageFilesystems: [], containerFilesystems: [] };
+}
+
+export const ImageFsInfoResponse: MessageFns<ImageFsInfoResponse> = {
+  encode(message: ImageFsInfoResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.imageFilesystems) {
+      FilesystemUsage.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.containerFilesystems) {
+      FilesystemUsage.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImageFsInfoResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImageFsInfoResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.imageFilesystems.push(FilesystemUsage.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.containerFilesystems.push(FilesystemUsage.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImageFsInfoResponse {
+    return {
+      imageFilesystems: globalThis.Array.isArray(object?.imageFilesystems)
+        ? object.imageFilesystems.map((e: any) => FilesystemUsage.fromJSON(e))
+        : globalThis.Array.isArray(object?.image_filesystems)
+        ? object.image_filesystems.map((e: any) => FilesystemUsage.fromJSON(e))
+        : [],
+      containerFilesystems: globalThis.Array.isArray(object?.containerFilesystems)
+        ? object.containerFilesystems.map((e: any) => FilesystemUsage.fromJSON(e))
+        : globalThis.Array.isArray(object?.container_filesystems)
+        ? object.container_filesystems.map((e: any) => FilesystemUsage.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ImageFsInfoResponse): unknown {
+    const obj: any = {};
+    if (message.imageFilesystems?.length) {
+      obj.imageFilesystems = message.imageFilesystems.map((e) => FilesystemUsage.toJSON(e));
+    }
+    if (message.containerFilesystems?.length) {
+      obj.containerFilesystems = message.containerFilesystems.map((e) => FilesystemUsage.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImageFsInfoResponse>, I>>(base?: I): ImageFsInfoResponse {
+    return ImageFsInfoResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImageFsInfoResponse>, I>>(object: I): ImageFsInfoResponse {
+    const message = createBaseImageFsInfoResponse();
+    message.imageFilesystems = object.imageFilesystems?.map((e) => FilesystemUsage.fromPartial(e)) || [];
+    message.containerFilesystems = object.containerFilesystems?.map((e) => FilesystemUsage.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * The runtime endpoint kubelet and crictl dial. Method order follows upstream
  * so the two are easy to compare side by side.
@@ -15767,7 +18166,10 @@ export const RuntimeServiceService = {
       Buffer.from(StreamPodSandboxesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): StreamPodSandboxesResponse => StreamPodSandboxesResponse.decode(value),
   },
-  /** Container lifecycle: declared only so we can reply UNIMPLEMENTED. */
+  /**
+   * Container lifecycle: podnet runs no containers. Lists answer empty,
+   * status NOT_FOUND, the rest UNIMPLEMENTED.
+   */
   createContainer: {
     path: "/runtime.v1.RuntimeService/CreateContainer" as const,
     requestStream: false as const,
@@ -15905,7 +18307,7 @@ export const RuntimeServiceService = {
     responseSerialize: (value: PortForwardResponse): Buffer => Buffer.from(PortForwardResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): PortForwardResponse => PortForwardResponse.decode(value),
   },
-  /** Stats: not served. */
+  /** Stats: pod sandbox network statistics are served; containers have none. */
   containerStats: {
     path: "/runtime.v1.RuntimeService/ContainerStats" as const,
     requestStream: false as const,
@@ -16005,7 +18407,7 @@ export const RuntimeServiceService = {
       Buffer.from(CheckpointContainerResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CheckpointContainerResponse => CheckpointContainerResponse.decode(value),
   },
-  /** Evented PLEG; server streaming. */
+  /** Evented PLEG; server streaming. podnet sends its sandboxes' lifecycle. */
   getContainerEvents: {
     path: "/runtime.v1.RuntimeService/GetContainerEvents" as const,
     requestStream: false as const,
@@ -16087,7 +18489,10 @@ export interface RuntimeServiceServer extends UntypedServiceImplementation {
   listPodSandbox: handleUnaryCall<ListPodSandboxRequest, ListPodSandboxResponse>;
   /** Streaming variant of ListPodSandbox (newer kubelets, behind a feature gate). */
   streamPodSandboxes: handleServerStreamingCall<StreamPodSandboxesRequest, StreamPodSandboxesResponse>;
-  /** Container lifecycle: declared only so we can reply UNIMPLEMENTED. */
+  /**
+   * Container lifecycle: podnet runs no containers. Lists answer empty,
+   * status NOT_FOUND, the rest UNIMPLEMENTED.
+   */
   createContainer: handleUnaryCall<CreateContainerRequest, CreateContainerResponse>;
   startContainer: handleUnaryCall<StartContainerRequest, StartContainerResponse>;
   stopContainer: handleUnaryCall<StopContainerRequest, StopContainerResponse>;
@@ -16102,7 +18507,7 @@ export interface RuntimeServiceServer extends UntypedServiceImplementation {
   exec: handleUnaryCall<ExecRequest, ExecResponse>;
   attach: handleUnaryCall<AttachRequest, AttachResponse>;
   portForward: handleUnaryCall<PortForwardRequest, PortForwardResponse>;
-  /** Stats: not served. */
+  /** Stats: pod sandbox network statistics are served; containers have none. */
   containerStats: handleUnaryCall<ContainerStatsRequest, ContainerStatsResponse>;
   listContainerStats: handleUnaryCall<ListContainerStatsRequest, ListContainerStatsResponse>;
   streamContainerStats: handleServerStreamingCall<StreamContainerStatsRequest, StreamContainerStatsResponse>;
@@ -16114,7 +18519,7 @@ export interface RuntimeServiceServer extends UntypedServiceImplementation {
   /** Node readiness: kubelet needs RuntimeReady and NetworkReady here. */
   status: handleUnaryCall<StatusRequest, StatusResponse>;
   checkpointContainer: handleUnaryCall<CheckpointContainerRequest, CheckpointContainerResponse>;
-  /** Evented PLEG; server streaming. */
+  /** Evented PLEG; server streaming. podnet sends its sandboxes' lifecycle. */
   getContainerEvents: handleServerStreamingCall<GetEventsRequest, ContainerEventResponse>;
   listMetricDescriptors: handleUnaryCall<ListMetricDescriptorsRequest, ListMetricDescriptorsResponse>;
   listPodSandboxMetrics: handleUnaryCall<ListPodSandboxMetricsRequest, ListPodSandboxMetricsResponse>;
@@ -16227,7 +18632,10 @@ export interface RuntimeServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<StreamPodSandboxesResponse>;
-  /** Container lifecycle: declared only so we can reply UNIMPLEMENTED. */
+  /**
+   * Container lifecycle: podnet runs no containers. Lists answer empty,
+   * status NOT_FOUND, the rest UNIMPLEMENTED.
+   */
   createContainer(
     request: CreateContainerRequest,
     callback: (error: ServiceError | null, response: CreateContainerResponse) => void,
@@ -16415,7 +18823,7 @@ export interface RuntimeServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PortForwardResponse) => void,
   ): ClientUnaryCall;
-  /** Stats: not served. */
+  /** Stats: pod sandbox network statistics are served; containers have none. */
   containerStats(
     request: ContainerStatsRequest,
     callback: (error: ServiceError | null, response: ContainerStatsResponse) => void,
@@ -16541,7 +18949,7 @@ export interface RuntimeServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CheckpointContainerResponse) => void,
   ): ClientUnaryCall;
-  /** Evented PLEG; server streaming. */
+  /** Evented PLEG; server streaming. podnet sends its sandboxes' lifecycle. */
   getContainerEvents(
     request: GetEventsRequest,
     options?: Partial<CallOptions>,
@@ -16629,6 +19037,174 @@ export const RuntimeServiceClient = makeGenericClientConstructor(
 ) as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): RuntimeServiceClient;
   service: typeof RuntimeServiceService;
+  serviceName: string;
+};
+
+/** The image endpoint; the kubelet defaults it to the runtime endpoint. */
+export type ImageServiceService = typeof ImageServiceService;
+export const ImageServiceService = {
+  listImages: {
+    path: "/runtime.v1.ImageService/ListImages" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListImagesRequest): Buffer => Buffer.from(ListImagesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListImagesRequest => ListImagesRequest.decode(value),
+    responseSerialize: (value: ListImagesResponse): Buffer => Buffer.from(ListImagesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListImagesResponse => ListImagesResponse.decode(value),
+  },
+  streamImages: {
+    path: "/runtime.v1.ImageService/StreamImages" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: StreamImagesRequest): Buffer => Buffer.from(StreamImagesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StreamImagesRequest => StreamImagesRequest.decode(value),
+    responseSerialize: (value: StreamImagesResponse): Buffer =>
+      Buffer.from(StreamImagesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StreamImagesResponse => StreamImagesResponse.decode(value),
+  },
+  imageStatus: {
+    path: "/runtime.v1.ImageService/ImageStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ImageStatusRequest): Buffer => Buffer.from(ImageStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ImageStatusRequest => ImageStatusRequest.decode(value),
+    responseSerialize: (value: ImageStatusResponse): Buffer => Buffer.from(ImageStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ImageStatusResponse => ImageStatusResponse.decode(value),
+  },
+  pullImage: {
+    path: "/runtime.v1.ImageService/PullImage" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PullImageRequest): Buffer => Buffer.from(PullImageRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PullImageRequest => PullImageRequest.decode(value),
+    responseSerialize: (value: PullImageResponse): Buffer => Buffer.from(PullImageResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PullImageResponse => PullImageResponse.decode(value),
+  },
+  removeImage: {
+    path: "/runtime.v1.ImageService/RemoveImage" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RemoveImageRequest): Buffer => Buffer.from(RemoveImageRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RemoveImageRequest => RemoveImageRequest.decode(value),
+    responseSerialize: (value: RemoveImageResponse): Buffer => Buffer.from(RemoveImageResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RemoveImageResponse => RemoveImageResponse.decode(value),
+  },
+  /** Answered with the usage of the filesystem that holds podnet's state dir. */
+  imageFsInfo: {
+    path: "/runtime.v1.ImageService/ImageFsInfo" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ImageFsInfoRequest): Buffer => Buffer.from(ImageFsInfoRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ImageFsInfoRequest => ImageFsInfoRequest.decode(value),
+    responseSerialize: (value: ImageFsInfoResponse): Buffer => Buffer.from(ImageFsInfoResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ImageFsInfoResponse => ImageFsInfoResponse.decode(value),
+  },
+} as const;
+
+export interface ImageServiceServer extends UntypedServiceImplementation {
+  listImages: handleUnaryCall<ListImagesRequest, ListImagesResponse>;
+  streamImages: handleServerStreamingCall<StreamImagesRequest, StreamImagesResponse>;
+  imageStatus: handleUnaryCall<ImageStatusRequest, ImageStatusResponse>;
+  pullImage: handleUnaryCall<PullImageRequest, PullImageResponse>;
+  removeImage: handleUnaryCall<RemoveImageRequest, RemoveImageResponse>;
+  /** Answered with the usage of the filesystem that holds podnet's state dir. */
+  imageFsInfo: handleUnaryCall<ImageFsInfoRequest, ImageFsInfoResponse>;
+}
+
+export interface ImageServiceClient extends Client {
+  listImages(
+    request: ListImagesRequest,
+    callback: (error: ServiceError | null, response: ListImagesResponse) => void,
+  ): ClientUnaryCall;
+  listImages(
+    request: ListImagesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListImagesResponse) => void,
+  ): ClientUnaryCall;
+  listImages(
+    request: ListImagesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListImagesResponse) => void,
+  ): ClientUnaryCall;
+  streamImages(
+    request: StreamImagesRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<StreamImagesResponse>;
+  streamImages(
+    request: StreamImagesRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<StreamImagesResponse>;
+  imageStatus(
+    request: ImageStatusRequest,
+    callback: (error: ServiceError | null, response: ImageStatusResponse) => void,
+  ): ClientUnaryCall;
+  imageStatus(
+    request: ImageStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ImageStatusResponse) => void,
+  ): ClientUnaryCall;
+  imageStatus(
+    request: ImageStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ImageStatusResponse) => void,
+  ): ClientUnaryCall;
+  pullImage(
+    request: PullImageRequest,
+    callback: (error: ServiceError | null, response: PullImageResponse) => void,
+  ): ClientUnaryCall;
+  pullImage(
+    request: PullImageRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PullImageResponse) => void,
+  ): ClientUnaryCall;
+  pullImage(
+    request: PullImageRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PullImageResponse) => void,
+  ): ClientUnaryCall;
+  removeImage(
+    request: RemoveImageRequest,
+    callback: (error: ServiceError | null, response: RemoveImageResponse) => void,
+  ): ClientUnaryCall;
+  removeImage(
+    request: RemoveImageRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RemoveImageResponse) => void,
+  ): ClientUnaryCall;
+  removeImage(
+    request: RemoveImageRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RemoveImageResponse) => void,
+  ): ClientUnaryCall;
+  /** Answered with the usage of the filesystem that holds podnet's state dir. */
+  imageFsInfo(
+    request: ImageFsInfoRequest,
+    callback: (error: ServiceError | null, response: ImageFsInfoResponse) => void,
+  ): ClientUnaryCall;
+  imageFsInfo(
+    request: ImageFsInfoRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ImageFsInfoResponse) => void,
+  ): ClientUnaryCall;
+  imageFsInfo(
+    request: ImageFsInfoRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ImageFsInfoResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const ImageServiceClient = makeGenericClientConstructor(
+  ImageServiceService,
+  "runtime.v1.ImageService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): ImageServiceClient;
+  service: typeof ImageServiceService;
   serviceName: string;
 };
 
