@@ -3,6 +3,7 @@ import { access, constants } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import type { NetDevReader } from '../netns/netdev.js';
 import type { NamespaceOps } from '../netns/netns.js';
 import { DEFAULT_MAX_OUTPUT, killGroup, OutputLimitError, signalName, SpawnError, type SpawnRequest, type SpawnResult, type Spawner } from './spawner.js';
 
@@ -23,10 +24,12 @@ const REQ_SPAWN = 1;
 const REQ_NETNS = 2;
 const REQ_UMOUNT = 3;
 const REQ_KILL = 4;
+const REQ_NETDEV = 5;
 const REP_STARTED = 0x81;
 const REP_EXITED = 0x82;
 const REP_ERROR = 0x83;
 const REP_OK = 0x84;
+const REP_DATA = 0x85;
 
 const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 
@@ -89,7 +92,7 @@ class FrameWriter {
  * so the daemon forks once at start instead of once per plugin. If the helper dies, calls in
  * flight fail (their process groups are killed) and the next call starts a new helper.
  */
-export class SpawnHelper implements Spawner, NamespaceOps {
+export class SpawnHelper implements Spawner, NamespaceOps, NetDevReader {
   private proc: ChildProcessByStdio<Writable, Readable, null> | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -155,6 +158,12 @@ export class SpawnHelper implements Spawner, NamespaceOps {
     await this.pathOp(REQ_UMOUNT, path);
   }
 
+  /** /proc/net/dev of the namespace at path, read by the helper from inside it (setns, no process). */
+  async readNetDev(path: string): Promise<string> {
+    const body = await this.pathOp(REQ_NETDEV, path, REP_DATA);
+    return body.subarray(4, 4 + body.readUInt32LE(0)).toString('utf8');
+  }
+
   /** Ends the helper. Calls still in flight fail and their process groups are killed. */
   async close(): Promise<void> {
     const proc = this.proc;
@@ -173,14 +182,15 @@ export class SpawnHelper implements Spawner, NamespaceOps {
     return this.proc?.pid;
   }
 
-  private async pathOp(type: number, path: string): Promise<void> {
+  private async pathOp(type: number, path: string, expect = REP_OK): Promise<Buffer> {
     const id = this.id();
     const { type: rtype, body } = await this.call(id, new FrameWriter().str(path, 'path').frame(id, type));
     if (rtype === REP_ERROR) {
       const e = this.error(body);
       throw new HelperOpError(e.message, e.errno);
     }
-    if (rtype !== REP_OK) throw new HelperOpError(`spawn helper answered ${rtype}`, 0);
+    if (rtype !== expect) throw new HelperOpError(`spawn helper answered ${rtype}`, 0);
+    return body;
   }
 
   private error(body: Buffer): { errno: number; message: string } {

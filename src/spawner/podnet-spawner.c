@@ -18,11 +18,13 @@
  *   NETNS  (2)  str path     bind-mount a new network namespace on an existing empty file
  *   UMOUNT (3)  str path     lazy unmount (MNT_DETACH)
  *   KILL   (4)  (none)       SIGKILL the process group of the SPAWN with this id
+ *   NETDEV (5)  str path     /proc/net/dev as seen from inside the network namespace at path
  *
  *   STARTED (0x81)  i32 pid
  *   EXITED  (0x82)  u8 how (0 exit, 1 signal), i32 code-or-signal, u8 overflowed, str stdout, str stderr
  *   ERROR   (0x83)  i32 errno, str message
  *   OK      (0x84)  (none)
+ *   DATA    (0x85)  str bytes
  *
  * When podnetd goes away (EOF on stdin) the helper exits at once and leaves running plugins to
  * finish, as they would if podnetd had forked them itself: a plugin killed halfway can leave
@@ -45,8 +47,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { REQ_SPAWN = 1, REQ_NETNS = 2, REQ_UMOUNT = 3, REQ_KILL = 4 };
-enum { REP_STARTED = 0x81, REP_EXITED = 0x82, REP_ERROR = 0x83, REP_OK = 0x84 };
+enum { REQ_SPAWN = 1, REQ_NETNS = 2, REQ_UMOUNT = 3, REQ_KILL = 4, REQ_NETDEV = 5 };
+enum { REP_STARTED = 0x81, REP_EXITED = 0x82, REP_ERROR = 0x83, REP_OK = 0x84, REP_DATA = 0x85 };
+
+/* A namespace's /proc/net/dev has one ~130-byte line per interface; this is thousands of them. */
+#define MAX_NETDEV (1u << 20)
 
 #define MAX_FRAME (64u << 20)
 #define READ_CHUNK 65536
@@ -315,16 +320,68 @@ static void netns_create(uint32_t id, const char *path) {
         reply(id, REP_OK, NULL);
 }
 
+/* Interface counters of a pod, read with a setns() of the helper itself rather than a process
+ * started in the namespace: /proc/self/net follows the reader's network namespace. The helper
+ * is single-threaded, so nothing else runs while it is away from its own namespace. */
+static void netns_read_netdev(uint32_t id, const char *path) {
+    if (orig_netns < 0) {
+        reply_error(id, EPERM, "cannot enter network namespace %s: no handle on the helper's own namespace (%s)", path);
+        return;
+    }
+    int ns = open(path, O_RDONLY | O_CLOEXEC);
+    if (ns < 0) {
+        reply_error(id, errno, "open network namespace %s: %s", path);
+        return;
+    }
+    if (setns(ns, CLONE_NEWNET) < 0) {
+        int err = errno;
+        close(ns);
+        reply_error(id, err, "enter network namespace %s: %s", path);
+        return;
+    }
+    close(ns);
+    struct buf data = {0};
+    int err = 0;
+    int fd = open("/proc/self/net/dev", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) err = errno;
+    while (fd >= 0) {
+        buf_reserve(&data, READ_CHUNK);
+        ssize_t r = read(fd, data.p + data.len, READ_CHUNK);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) err = errno;
+        if (r <= 0) break;
+        data.len += (size_t)r;
+        if (data.len > MAX_NETDEV) {
+            err = EFBIG;
+            break;
+        }
+    }
+    if (fd >= 0) close(fd);
+    /* Back to the host namespace before anything else: every later spawn inherits it. */
+    if (setns(orig_netns, CLONE_NEWNET) < 0) die("setns back to the original network namespace");
+    if (err) {
+        reply_error(id, err, "read /proc/net/dev in network namespace %s: %s", path);
+    } else {
+        struct buf p = {0};
+        buf_str(&p, data.p, data.len);
+        reply(id, REP_DATA, &p);
+        free(p.p);
+    }
+    free(data.p);
+}
+
 static void handle_frame(uint32_t id, uint8_t type, const uint8_t *p, size_t n) {
     struct cursor c = {p, p + n, 0};
     if (type == REQ_SPAWN) {
         spawn_job(id, &c);
-    } else if (type == REQ_NETNS || type == REQ_UMOUNT) {
+    } else if (type == REQ_NETNS || type == REQ_UMOUNT || type == REQ_NETDEV) {
         char *path = cur_cstr(&c);
         if (c.bad || c.p != c.end || !path || path[0] != '/') {
             reply_error(id, EINVAL, "malformed namespace request%s (%s)", "");
         } else if (type == REQ_NETNS) {
             netns_create(id, path);
+        } else if (type == REQ_NETDEV) {
+            netns_read_netdev(id, path);
         } else if (umount2(path, MNT_DETACH) < 0) {
             reply_error(id, errno, "unmount %s: %s", path);
         } else {
