@@ -13,6 +13,11 @@ import { NetworkManager } from './network-manager.js';
 import { RuntimeInfoService } from './runtime-service.js';
 import { SandboxService, type Clock } from './sandbox-service.js';
 import { CRIServer, type RPCObserver } from './server.js';
+import { ContainerService } from './container-service.js';
+import { SandboxEvents } from './events.js';
+import { ImageInfoService } from './image-service.js';
+import { SandboxStatsService } from './stats.js';
+import { CommandNetDevReader } from '../netns/netdev.js';
 import { NetnsLedger, SandboxStore } from './store.js';
 
 export interface DaemonDeps {
@@ -66,6 +71,7 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
   });
   const networks = new NetworkManager(cfg, cni, log.child({ component: 'networks' }));
   const netns = new NetnsManager(cfg.netnsDir, helper);
+  const events = new SandboxEvents(deps.clock);
   sandboxes = new SandboxService({
     cfg,
     store: new SandboxStore(cfg.stateDir),
@@ -75,6 +81,7 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
     nads: new NADStore(cfg.attachmentsDir),
     log: log.child({ component: 'sandboxes' }),
     ...(deps.clock ? { clock: deps.clock } : {}),
+    events,
   });
   const runtime = new RuntimeInfoService(cfg, networks, log.child({ component: 'runtime' }));
   await networks.start();
@@ -84,7 +91,15 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
     metrics.observeRPC(rpc, ms, code);
     deps.onRPC?.(rpc, ms, code);
   };
-  const server = new CRIServer({ sandboxes, runtime, observe: onRPC }, log.child({ component: 'grpc' }));
+  const stats = new SandboxStatsService({
+    sandboxes,
+    // The helper reads inside the namespace with a setns() of its own; inline, nsenter does.
+    reader: helper ?? new CommandNetDevReader(),
+    log: log.child({ component: 'stats' }),
+    ...(deps.clock ? { clock: deps.clock } : {}),
+  });
+  const images = new ImageInfoService(cfg.stateDir, deps.clock);
+  const server = new CRIServer({ sandboxes, runtime, images, containers: new ContainerService(), stats, events, observe: onRPC }, log.child({ component: 'grpc' }));
   await server.listen(cfg.socket);
   log.info({ socket: cfg.socket }, 'podnetd serving');
   const metricsServer = cfg.metricsAddress ? await metrics.serve(cfg.metricsAddress) : undefined;
@@ -122,6 +137,8 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
     async stop() {
       if (gcTimer) clearInterval(gcTimer);
       process.off('SIGUSR1', runGC);
+      // Event streams never end on their own; the server waits for every open call.
+      events.close();
       await server.shutdown();
       networks.stop();
       metricsServer?.close();

@@ -9,12 +9,14 @@ import { toCurrent, type Result } from '../cni/result.js';
 import { execa } from 'execa';
 import type { RuntimeConf } from '../cni/runtime-conf.js';
 import {
+  ContainerEventType,
   NamespaceMode,
   PodSandboxConfig,
   PodSandboxState,
   type ListPodSandboxRequest,
   type ListPodSandboxResponse,
   type PodSandbox,
+  type PodSandboxStatus,
   type PodSandboxStatusRequest,
   type PodSandboxStatusResponse,
   type RemovePodSandboxRequest,
@@ -38,6 +40,8 @@ import {
 } from './attachments.js';
 import { NetnsLedger, SandboxStore, StoreError, type AttachmentRecord, type IPRecord, type PluginTiming, type SandboxRecord } from './store.js';
 import { validatePodConfig, type ValidatedPod } from './validate.js';
+import type { SandboxEventSink } from './events.js';
+import type { SandboxNetworkView } from './stats.js';
 
 /** The time source, injected so tests can pin created_at. */
 export interface Clock {
@@ -61,6 +65,8 @@ export interface SandboxServiceDeps {
   nads: NADStore;
   log: Logger;
   clock?: Clock;
+  /** GetContainerEvents: told of each lifecycle step (created, started, stopped, deleted). */
+  events?: SandboxEventSink;
 }
 
 const POD_ANNOTATIONS_CAPABILITY = 'io.kubernetes.cri.pod-annotations';
@@ -128,6 +134,7 @@ export class SandboxService {
   private readonly nads: NADStore;
   private readonly log: Logger;
   private readonly clock: Clock;
+  private readonly events: SandboxEventSink | undefined;
   private readonly locks = new KeyedMutex();
   private readonly setupSlots: Semaphore;
   private readonly gcLock = new SharedExclusiveLock();
@@ -143,6 +150,7 @@ export class SandboxService {
     this.nads = deps.nads;
     this.log = deps.log;
     this.clock = deps.clock ?? systemClock;
+    this.events = deps.events;
     this.setupSlots = new Semaphore(deps.cfg.maxConcurrentSetups);
   }
 
@@ -178,6 +186,8 @@ export class SandboxService {
           // 3a. The node's namespace: no netns, no CNI.
           rec.phase = 'ready';
           await this.store.put(rec);
+          this.emit(ContainerEventType.CONTAINER_CREATED_EVENT, rec);
+          this.emit(ContainerEventType.CONTAINER_STARTED_EVENT, rec);
           return { podSandboxId: id };
         }
         await this.networkWork(() => this.createNetwork(rec, ctx));
@@ -258,6 +268,7 @@ export class SandboxService {
       throw toCRIError(recorded.reason, 'failed to record sandbox');
     }
     this.timings.set(rec.id, rec.timings);
+    this.emit(ContainerEventType.CONTAINER_CREATED_EVENT, rec);
     try {
       if (ledgered.status === 'rejected') throw ledgered.reason;
       await this.netns.create(rec.netnsPath);
@@ -266,6 +277,7 @@ export class SandboxService {
       rec.results = result.results;
       rec.phase = 'ready';
       await this.store.put(rec);
+      this.emit(ContainerEventType.CONTAINER_STARTED_EVENT, rec);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'pod network setup failed; cleaning up');
       await this.cleanupFailedCreate(rec, log);
@@ -284,11 +296,13 @@ export class SandboxService {
     try {
       await this.teardown(rec, true);
       await this.store.delete(rec.id);
+      this.emit(ContainerEventType.CONTAINER_DELETED_EVENT, rec);
     } catch (err) {
       log.error({ err: (err as Error).message }, 'cleanup after failed setup did not finish; keeping the sandbox as notready');
       rec.phase = 'notready';
       rec.lastError = (err as Error).message;
       await this.store.put(rec).catch(() => undefined);
+      this.emit(ContainerEventType.CONTAINER_STOPPED_EVENT, rec);
     }
   }
 
@@ -406,6 +420,7 @@ export class SandboxService {
     rec.ips = [];
     delete rec.lastError;
     await this.store.put(rec);
+    this.emit(ContainerEventType.CONTAINER_STOPPED_EVENT, rec);
   }
 
   async removePodSandbox(req: RemovePodSandboxRequest, _ctx: CallContext): Promise<void> {
@@ -413,7 +428,9 @@ export class SandboxService {
     if (!found) return;
     await this.locks.run(found.id, async () => {
       await this.networkWork(() => this.stopLocked(found.id));
+      const rec = this.store.get(found.id);
       await this.store.delete(found.id);
+      if (rec) this.emit(ContainerEventType.CONTAINER_DELETED_EVENT, rec);
     });
   }
 
@@ -421,37 +438,41 @@ export class SandboxService {
 
   async podSandboxStatus(req: PodSandboxStatusRequest, _ctx: CallContext): Promise<PodSandboxStatusResponse> {
     const rec = this.lookup(req.podSandboxId, true)!;
+    const response: PodSandboxStatusResponse = { status: this.sandboxStatus(rec), info: {}, containersStatuses: [], timestamp: 0n };
+    if (req.verbose) response.info = { info: JSON.stringify(this.verboseInfo(rec)) };
+    return response;
+  }
+
+  private sandboxStatus(rec: SandboxRecord): PodSandboxStatus {
     const config = PodSandboxConfig.fromJSON(rec.config);
     const nsOptions = config.linux?.securityContext?.namespaceOptions;
     const [primary, ...additional] = rec.ips;
-    const response: PodSandboxStatusResponse = {
-      status: {
-        id: rec.id,
-        metadata: { ...rec.metadata },
-        state: toState(rec),
-        createdAt: BigInt(rec.createdAt),
-        network: { ip: primary?.ip ?? '', additionalIps: additional.map((x) => ({ ip: x.ip })) },
-        linux: {
-          namespaces: {
-            options: {
-              network: nsOptions?.network ?? NamespaceMode.POD,
-              pid: nsOptions?.pid ?? NamespaceMode.POD,
-              ipc: nsOptions?.ipc ?? NamespaceMode.POD,
-              targetId: nsOptions?.targetId ?? '',
-              usernsOptions: nsOptions?.usernsOptions,
-            },
+    return {
+      id: rec.id,
+      metadata: { ...rec.metadata },
+      state: toState(rec),
+      createdAt: BigInt(rec.createdAt),
+      network: { ip: primary?.ip ?? '', additionalIps: additional.map((x) => ({ ip: x.ip })) },
+      linux: {
+        namespaces: {
+          options: {
+            network: nsOptions?.network ?? NamespaceMode.POD,
+            pid: nsOptions?.pid ?? NamespaceMode.POD,
+            ipc: nsOptions?.ipc ?? NamespaceMode.POD,
+            targetId: nsOptions?.targetId ?? '',
+            usernsOptions: nsOptions?.usernsOptions,
           },
         },
-        labels: config.labels,
-        annotations: config.annotations,
-        runtimeHandler: rec.runtimeHandler,
       },
-      info: {},
-      containersStatuses: [],
-      timestamp: 0n,
+      labels: config.labels,
+      annotations: config.annotations,
+      runtimeHandler: rec.runtimeHandler,
     };
-    if (req.verbose) response.info = { info: JSON.stringify(this.verboseInfo(rec)) };
-    return response;
+  }
+
+  /** A lifecycle step for GetContainerEvents; the status is built only when someone listens. */
+  private emit(type: ContainerEventType, rec: SandboxRecord): void {
+    if (this.events?.listening) this.events.publish(type, this.sandboxStatus(rec));
   }
 
   private verboseInfo(rec: SandboxRecord): Record<string, unknown> {
@@ -559,6 +580,21 @@ export class SandboxService {
 
   records(): SandboxRecord[] {
     return this.store.all();
+  }
+
+  /** For pod sandbox stats: one sandbox (id or unique prefix, NOT_FOUND if unknown) or all but those being created. */
+  networkViews(idOrPrefix?: string): SandboxNetworkView[] {
+    const recs = idOrPrefix === undefined ? this.store.all().filter((r) => r.phase !== 'creating') : [this.lookup(idOrPrefix, true)!];
+    return recs.map((rec) => ({
+      id: rec.id,
+      metadata: { ...rec.metadata },
+      labels: (rec.config['labels'] ?? {}) as Record<string, string>,
+      annotations: (rec.config['annotations'] ?? {}) as Record<string, string>,
+      ready: rec.phase === 'ready',
+      hostNetwork: rec.hostNetwork,
+      netnsPath: rec.netnsPath,
+      interfaces: rec.attachments.map((a) => a.ifName).filter((n) => n !== 'lo'),
+    }));
   }
 
   /** A sandbox of ours whose teardown finished: anything it still has in the CNI cache is a leak. */

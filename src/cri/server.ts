@@ -13,10 +13,14 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { RuntimeServiceService } from '../gen/runtime/v1/api.js';
+import { ImageServiceService, RuntimeServiceService } from '../gen/runtime/v1/api.js';
+import type { ContainerService } from './container-service.js';
 import { CRIError, toCRIError, unimplemented } from './errors.js';
+import { serveContainerEvents, type SandboxEvents } from './events.js';
+import type { ImageInfoService } from './image-service.js';
 import type { RuntimeInfoService } from './runtime-service.js';
 import type { CallContext, SandboxService } from './sandbox-service.js';
+import type { SandboxStatsService } from './stats.js';
 
 export interface RPCObserver {
   (rpc: string, durationMs: number, code: status): void;
@@ -26,10 +30,14 @@ export interface RPCObserver {
 export interface Services {
   sandboxes: SandboxService;
   runtime: RuntimeInfoService;
+  images: ImageInfoService;
+  containers: ContainerService;
+  stats: SandboxStatsService;
+  events: SandboxEvents;
   observe?: RPCObserver;
 }
 
-const UNIMPLEMENTED_MESSAGE = 'podnet serves pod sandbox networking only; container, exec, stats and image RPCs belong to the container runtime';
+const UNIMPLEMENTED_MESSAGE = 'podnet serves pod sandbox networking only; creating, running, exec, attach and port-forward of containers belong to the container runtime';
 
 function statusName(code: status): string {
   return status[code] ?? String(code);
@@ -120,8 +128,35 @@ export function buildRuntimeService(s: Services, log: Logger): UntypedServiceImp
     }),
     podSandboxStatus: u('PodSandboxStatus', (req: Parameters<SandboxService['podSandboxStatus']>[0], ctx) => s.sandboxes.podSandboxStatus(req, ctx)),
     listPodSandbox: u('ListPodSandbox', (req: Parameters<SandboxService['listPodSandbox']>[0]) => s.sandboxes.listPodSandbox(req)),
+    listContainers: u('ListContainers', () => s.containers.listContainers()),
+    streamContainers: endEmpty,
+    containerStatus: u('ContainerStatus', (req: Parameters<ContainerService['containerStatus']>[0]) => s.containers.containerStatus(req)),
+    containerStats: u('ContainerStats', (req: Parameters<ContainerService['containerStats']>[0]) => s.containers.containerStats(req)),
+    listContainerStats: u('ListContainerStats', () => s.containers.listContainerStats()),
+    streamContainerStats: endEmpty,
+    podSandboxStats: u('PodSandboxStats', (req: Parameters<SandboxStatsService['podSandboxStats']>[0]) => s.stats.podSandboxStats(req)),
+    listPodSandboxStats: u('ListPodSandboxStats', (req: Parameters<SandboxStatsService['listPodSandboxStats']>[0]) => s.stats.listPodSandboxStats(req)),
+    getContainerEvents: serveContainerEvents(s.events, log),
   });
   return impl;
+}
+
+/** A list stream with nothing in it: the stream ends at once, as the list RPC answers empty. */
+const endEmpty = (call: ServerWritableStream<unknown, unknown>): void => {
+  call.end();
+};
+
+/** The ImageService implementation object: a runtime with no images. */
+export function buildImageService(s: Services, log: Logger): UntypedServiceImplementation {
+  const u = <Req, Res>(name: string, fn: Handler<Req, Res>) => unary(name, log, s.observe, fn);
+  return {
+    listImages: u('ListImages', () => s.images.listImages()),
+    streamImages: endEmpty,
+    imageStatus: u('ImageStatus', (req: Parameters<ImageInfoService['imageStatus']>[0]) => s.images.imageStatus(req)),
+    pullImage: u('PullImage', () => s.images.pullImage()),
+    removeImage: u('RemoveImage', () => s.images.removeImage()),
+    imageFsInfo: u('ImageFsInfo', () => s.images.imageFsInfo()),
+  };
 }
 
 export class SocketInUseError extends Error {}
@@ -160,6 +195,7 @@ export class CRIServer {
 
   constructor(services: Services, log: Logger) {
     this.server.addService(RuntimeServiceService, buildRuntimeService(services, log));
+    this.server.addService(ImageServiceService, buildImageService(services, log));
   }
 
   async listen(socketPath: string): Promise<void> {
