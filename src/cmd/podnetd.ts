@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
 import { ConfigFileError, defaultConfig, loadConfigFile, type DaemonConfig } from '../cri/config.js';
 import { startDaemon } from '../cri/daemon.js';
+import { createLogger, LOG_FORMATS, type LogFormat } from '../cri/logger.js';
 import { podnetVersion } from '../cri/runtime-service.js';
 
 const USAGE = `usage: podnetd [flags]
@@ -16,6 +16,7 @@ Serves the CRI runtime.v1.RuntimeService (pod sandbox networking) on a unix sock
   --cni-conf-dir DIR     network configs (default /etc/cni/net.d)
   --cni-cache-dir DIR    CNI result cache (default /var/lib/cni)
   --log-level LEVEL      trace|debug|info|warn|error (default info)
+  --log-format FORMAT    auto|json|pretty (default auto: pretty on a terminal, else JSON lines)
   --metrics-address A    serve Prometheus metrics on host:port (e.g. 127.0.0.1:9465)
   --version              print the version and exit
   --help                 this text
@@ -35,6 +36,7 @@ async function main(): Promise<number> {
         'cni-conf-dir': { type: 'string' },
         'cni-cache-dir': { type: 'string' },
         'log-level': { type: 'string' },
+        'log-format': { type: 'string' },
         'metrics-address': { type: 'string' },
         version: { type: 'boolean' },
         help: { type: 'boolean' },
@@ -76,7 +78,14 @@ async function main(): Promise<number> {
     }
     cfg.logLevel = values['log-level'];
   }
-  const log = pino({ level: cfg.logLevel, base: { daemon: 'podnetd' } });
+  if (values['log-format']) {
+    if (!(LOG_FORMATS as readonly string[]).includes(values['log-format'])) {
+      process.stderr.write(`podnetd: --log-format: must be one of ${LOG_FORMATS.join(', ')}\n`);
+      return 2;
+    }
+    cfg.logFormat = values['log-format'] as LogFormat;
+  }
+  const log = createLogger(cfg.logLevel, cfg.logFormat);
   let daemon;
   try {
     daemon = await startDaemon(cfg, log);

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
+import { LOG_FORMATS, type LogFormat } from './logger.js';
 
 /** A runtime handler's own networks (containerd's [plugins.cri.containerd.runtimes.<name>]). */
 export interface RuntimeHandlerConfig {
@@ -27,6 +28,8 @@ export interface DaemonConfig {
   stateDir: string;
   netnsDir: string;
   logLevel: string;
+  /** "auto": human-readable lines when stdout is a terminal, JSON lines otherwise. */
+  logFormat: LogFormat;
   defaultRuntimeHandler: string;
   cgroupDriver: CgroupDriver;
   /** Bound on RunPodSandbox/StopPodSandbox network work running at once. */
@@ -51,6 +54,7 @@ export function defaultConfig(): DaemonConfig {
     stateDir: '/var/lib/podnet',
     netnsDir: '/var/run/netns',
     logLevel: 'info',
+    logFormat: 'auto',
     defaultRuntimeHandler: 'runc',
     cgroupDriver: 'systemd',
     maxConcurrentSetups: 32,
@@ -191,6 +195,7 @@ export function parseConfig(text: string, base: DaemonConfig = defaultConfig()):
   top.str('state_dir', (v) => (cfg.stateDir = v));
   top.str('netns_dir', (v) => (cfg.netnsDir = v));
   top.oneOf('log_level', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], (v) => (cfg.logLevel = v));
+  top.oneOf('log_format', LOG_FORMATS, (v) => (cfg.logFormat = v));
   top.str('default_runtime_handler', (v) => (cfg.defaultRuntimeHandler = v));
   top.oneOf('cgroup_driver', ['systemd', 'cgroupfs'], (v) => (cfg.cgroupDriver = v));
   top.int('max_concurrent_setups', 1, 4096, (v) => (cfg.maxConcurrentSetups = v));
