@@ -619,7 +619,12 @@ export class SandboxService {
   /** Full id or unique prefix. NOT_FOUND when required, else undefined (Stop/Remove are idempotent). */
   private lookup(idOrPrefix: string, required: boolean): SandboxRecord | undefined {
     if (!idOrPrefix) throw invalidArgument('pod_sandbox_id is required');
-    if (!/^[0-9a-f]{1,64}$/.test(idOrPrefix)) throw invalidArgument(`pod_sandbox_id "${idOrPrefix.slice(0, 80)}" is not a sandbox id (hex, up to 64 characters)`);
+    if (!/^[0-9a-f]{1,64}$/.test(idOrPrefix)) {
+      // Never one of our ids, so never one of our sandboxes: its Stop and Remove are done already
+      // (the CRI's idempotence; critest sends a UUID).
+      if (!required) return undefined;
+      throw invalidArgument(`pod_sandbox_id "${idOrPrefix.slice(0, 80)}" is not a sandbox id (hex, up to 64 characters)`);
+    }
     let rec: SandboxRecord | undefined;
     try {
       rec = this.store.resolve(idOrPrefix);
