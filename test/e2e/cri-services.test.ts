@@ -21,6 +21,8 @@ import {
   PullImageRequest,
   RemoveImageRequest,
   type ContainerEventResponse,
+  type ImageFsInfoResponse,
+  type ImageStatusResponse,
 } from '../../src/gen/runtime/v1/api.js';
 import { sh, waitFor } from '../helpers/env.js';
 import { type Daemon, disposeAll, expectNothingLeft, newRoot, onCleanup, podConfig, rpcError, startDaemon, testNetwork } from './harness.js';
@@ -68,7 +70,7 @@ describe('ImageService', () => {
     const c = imageClient(d);
     expect(await imageCall(c.listImages.bind(c), ListImagesRequest.fromPartial({}))).toEqual({ images: [] });
     expect(await imageCall(c.imageStatus.bind(c), ImageStatusRequest.fromPartial({ image: { image: 'busybox:latest' } }))).toEqual({ image: undefined, info: {} });
-    const verbose = await imageCall(c.imageStatus.bind(c), ImageStatusRequest.fromPartial({ image: { image: 'busybox:latest' }, verbose: true }));
+    const verbose = await imageCall<ImageStatusRequest, ImageStatusResponse>(c.imageStatus.bind(c), ImageStatusRequest.fromPartial({ image: { image: 'busybox:latest' }, verbose: true }));
     expect(verbose.image).toBeUndefined();
     expect(JSON.parse(verbose.info['info'] ?? '{}')).toMatchObject({ found: false });
     for (const [name, p] of [
@@ -80,7 +82,7 @@ describe('ImageService', () => {
       expect(e.details).toContain(name);
       expect(e.details).toMatch(/stores no images.*container runtime/);
     }
-    const fs = await imageCall(c.imageFsInfo.bind(c), ImageFsInfoRequest.fromPartial({}));
+    const fs = await imageCall<ImageFsInfoRequest, ImageFsInfoResponse>(c.imageFsInfo.bind(c), ImageFsInfoRequest.fromPartial({}));
     const df = await sh('df', ['--output=target,used,iused', '-B1', d.stateDir]);
     const [target, used, iused] = df.stdout.trim().split('\n')[1]!.trim().split(/\s+/);
     for (const u of [...fs.imageFilesystems, ...fs.containerFilesystems]) {
