@@ -24,7 +24,7 @@ import {
   type ImageFsInfoResponse,
   type ImageStatusResponse,
 } from '../../src/gen/runtime/v1/api.js';
-import { sh, waitFor } from '../helpers/env.js';
+import { sh, TEST_PLUGIN_PATH, waitFor } from '../helpers/env.js';
 import { type Daemon, disposeAll, expectNothingLeft, newRoot, onCleanup, podConfig, rpcError, startDaemon, testNetwork } from './harness.js';
 
 const UNKNOWN_ID = 'cd'.repeat(32);
@@ -198,6 +198,27 @@ describe('GetContainerEvents', () => {
     expect(await d.stop()).toBe(0);
     expect(await a.ended).toBe(status.OK);
     expect(await b.ended).toBe(status.OK);
+  });
+});
+
+describe('GetContainerEvents after a failed RunPodSandbox', () => {
+  it('sends CREATED then DELETED for the sandbox whose setup failed and was undone', async () => {
+    const root = await newRoot();
+    const net = testNetwork(root);
+    const list = JSON.parse(net.text) as { plugins: unknown[] };
+    list.plugins.push({ type: 'fail-json', passDel: true });
+    const d = await startDaemon({ root, confFiles: { '10-net.conflist': JSON.stringify(list) }, cni: { bin_dirs: [...TEST_PLUGIN_PATH] } });
+    const s = subscribe(d);
+    expect(await waitFor(() => openStreams(d) === 1, 10_000)).toBe(true);
+    const cfg = podConfig();
+    const err = await rpcError(d.rpc.run(cfg));
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect(await waitFor(() => s.events.length >= 2, 10_000)).toBe(true);
+    expect(s.events.map((e) => e.containerEventType)).toEqual([ContainerEventType.CONTAINER_CREATED_EVENT, ContainerEventType.CONTAINER_DELETED_EVENT]);
+    expect(new Set(s.events.map((e) => e.containerId)).size).toBe(1);
+    expect(s.events[0]!.podSandboxStatus?.metadata?.name).toBe(cfg.metadata!.name);
+    expect(await d.rpc.list()).toEqual([]);
+    s.stream.cancel();
   });
 });
 
