@@ -42,6 +42,8 @@ const WELL_KNOWN_CAPABILITIES = new Set([
   'portMappings', 'ipRanges', 'bandwidth', 'dns', 'ips', 'mac', 'infinibandGUID', 'deviceID', 'aliases', 'cgroupPath', 'io.kubernetes.cri.pod-annotations',
 ]);
 
+const writeStderr = (text: string): void => void process.stderr.write(text);
+
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
@@ -131,11 +133,11 @@ async function main(argv: string[]): Promise<number> {
     case 'del':
     case 'check':
     case 'status':
-      process.stdout.write(await cnitool(cmd, positionals, process.env, values['cache-dir']));
+      process.stdout.write(await cnitool(cmd, positionals, process.env, values['cache-dir'], writeStderr));
       return 0;
     case 'gc': {
       if (positionals.length > 0) {
-        process.stdout.write(await cnitool('gc', positionals, process.env, values['cache-dir']));
+        process.stdout.write(await cnitool('gc', positionals, process.env, values['cache-dir'], writeStderr));
         return 0;
       }
       const pidFile = join(stateDir, 'podnetd.pid');
