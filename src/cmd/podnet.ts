@@ -82,7 +82,9 @@ async function validate(confDir: string, binDirs: string[], json: boolean): Prom
       try {
         const info = await cni.getVersionInfo(p.type, { signal: AbortSignal.timeout(10_000) });
         versions.push(`${p.type}:${info.supportedVersions.at(-1) ?? '?'}`);
-        if (!info.supportedVersions.includes(list.cniVersion)) problems.push(`${p.type} does not speak ${list.cniVersion} (speaks ${info.supportedVersions.join(', ')})`);
+        // What the plugin is sent: libcni's selection (none is 0.1.0 to a plugin).
+        const wanted = list.declaredVersion || '0.1.0';
+        if (!info.supportedVersions.includes(wanted)) problems.push(`${p.type} does not speak ${wanted} (speaks ${info.supportedVersions.join(', ')})`);
       } catch (err) {
         problems.push(errorMessage(err));
       }
@@ -92,7 +94,7 @@ async function validate(confDir: string, binDirs: string[], json: boolean): Prom
       file: list.source ?? '-',
       network: list.name,
       plugins: list.plugins.map((p) => p.type).join(','),
-      versions: `${list.cniVersion} [${versions.join(' ')}]`,
+      versions: `${list.declaredVersion || '(none)'} [${versions.join(' ')}]`,
       verdict: problems.length ? `error: ${problems.join('; ')}` : 'ok',
     });
   }
