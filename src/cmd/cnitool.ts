@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { CNIConfig } from '../cni/cni.js';
-import { loadNetworkByName } from '../cni/config.js';
+import { loadNetworkConf } from '../cni/config.js';
 import { isObject, parseJSON } from '../cni/json.js';
 import type { RuntimeConf } from '../cni/runtime-conf.js';
 
@@ -24,12 +24,16 @@ export interface CnitoolEnv {
   CNI_CONTAINERID?: string;
 }
 
-function parseCniArgs(s: string | undefined): Array<[string, string]> {
+/**
+ * cnitool's parseArgs: "K=V;K=V", where every pair has exactly one "=", a key and a value, so an
+ * empty pair ("A=1;;B=2", a trailing ";"), an empty key or value, or a second "=" is an error.
+ */
+export function parseCniArgs(s: string | undefined): Array<[string, string]> {
   if (!s) return [];
-  return s.split(';').filter(Boolean).map((kv) => {
-    const i = kv.indexOf('=');
-    if (i <= 0) throw new Error(`invalid CNI_ARGS pair "${kv}": expected KEY=VALUE`);
-    return [kv.slice(0, i), kv.slice(i + 1)];
+  return s.split(';').map((pair) => {
+    const kv = pair.split('=');
+    if (kv.length !== 2 || kv[0] === '' || kv[1] === '') throw new Error(`invalid CNI_ARGS pair ${JSON.stringify(pair)}`);
+    return [kv[0]!, kv[1]!];
   });
 }
 
@@ -42,15 +46,17 @@ function parseCapArgs(s: string | undefined): Record<string, unknown> {
 
 /**
  * `podnet add|del|check|gc|status <network> [<netns>]`: cnitool's interface and environment, on
- * our library. Returns the text to print (the result JSON for add).
+ * our library. Returns the text to print (the result JSON for add); what plugins write to stderr
+ * goes to `stderr` as they write it, as cnitool passes it on.
  */
-export async function cnitool(verb: string, args: string[], env: CnitoolEnv, cacheDir: string): Promise<string> {
+export async function cnitool(verb: string, args: string[], env: CnitoolEnv, cacheDir: string, stderr: (text: string) => void = () => undefined): Promise<string> {
   const [network, netns] = args;
   const needsNetns = verb !== 'gc' && verb !== 'status';
   if (!network || (needsNetns && !netns)) throw new UsageError(`usage: podnet ${verb} <network>${needsNetns ? ' <netns>' : ''}`);
   const confDir = env.NETCONFPATH || '/etc/cni/net.d';
-  const list = await loadNetworkByName(confDir, network);
-  const cni = new CNIConfig({ path: (env.CNI_PATH || '/opt/cni/bin:/usr/lib/cni').split(':').filter(Boolean), cacheDir });
+  const list = await loadNetworkConf(confDir, network);
+  // No default plugin path: cnitool with CNI_PATH unset finds no plugin ("no paths provided").
+  const cni = new CNIConfig({ path: (env.CNI_PATH ?? '').split(':').filter(Boolean), cacheDir, onStderr: (ev) => stderr(ev.stderr) });
   if (verb === 'gc') {
     await cni.gcNetworkList(list, { validAttachments: [] });
     return '';

@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CNIConfig } from '../cni/cni.js';
-import { loadConfDir } from '../cni/config.js';
+import { loadConfDir, type NetworkConfigList } from '../cni/config.js';
+import { nadConfList, NADStore } from '../cri/attachments.js';
 import { errorMessage } from '../cni/errors.js';
 import { podnetVersion } from '../cri/runtime-service.js';
 import { networkStatus } from '../cri/sandbox-service.js';
@@ -31,8 +32,10 @@ Daemon state (--state-dir DIR, default /var/lib/podnet):
                                (DEL from the cache, then remove); idle bridges are only listed
 
 Configs:
-  validate [--conf-dir DIR]    load every config, run VERSION on each plugin, print a verdict
-    [--cni-bin-dir DIRS] [--json]
+  validate [--conf-dir DIR]    load every config and every NetworkAttachmentDefinition, run VERSION
+    [--attachments-dir DIR]    on each plugin, print a verdict per file (documents of other kinds
+    [--cni-bin-dir DIRS]       are listed as skipped, with why)
+    [--json]
 
   version                      print the version
 
@@ -41,6 +44,8 @@ Exit status: 0 success, 1 the operation failed, 2 bad usage.`;
 const WELL_KNOWN_CAPABILITIES = new Set([
   'portMappings', 'ipRanges', 'bandwidth', 'dns', 'ips', 'mac', 'infinibandGUID', 'deviceID', 'aliases', 'cgroupPath', 'io.kubernetes.cri.pod-annotations',
 ]);
+
+const writeStderr = (text: string): void => void process.stderr.write(text);
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
@@ -68,33 +73,72 @@ async function findRecord(stateDir: string, id: string | undefined): Promise<San
   return matches[0]!;
 }
 
-async function validate(confDir: string, binDirs: string[], json: boolean): Promise<{ out: string; ok: boolean }> {
+interface ValidateRow {
+  file: string;
+  network: string;
+  plugins: string;
+  versions: string;
+  verdict: string;
+}
+
+/** VERSION of each plugin of a list, against the version it is sent; unknown capabilities. */
+async function checkList(cni: CNIConfig, list: NetworkConfigList, file: string, network: string): Promise<ValidateRow> {
+  const problems: string[] = [];
+  const versions: string[] = [];
+  for (const p of list.plugins) {
+    try {
+      const info = await cni.getVersionInfo(p.type, { signal: AbortSignal.timeout(10_000) });
+      versions.push(`${p.type}:${info.supportedVersions.at(-1) ?? '?'}`);
+      // What the plugin is sent: libcni's selection (none is 0.1.0 to a plugin).
+      const wanted = list.declaredVersion || '0.1.0';
+      if (!info.supportedVersions.includes(wanted)) problems.push(`${p.type} does not speak ${wanted} (speaks ${info.supportedVersions.join(', ')})`);
+    } catch (err) {
+      problems.push(errorMessage(err));
+    }
+    for (const c of p.capabilities) if (!WELL_KNOWN_CAPABILITIES.has(c)) problems.push(`${p.type} declares unknown capability "${c}"`);
+  }
+  return {
+    file,
+    network,
+    plugins: list.plugins.map((p) => p.type).join(','),
+    versions: `${list.declaredVersion || '(none)'} [${versions.join(' ')}]`,
+    verdict: problems.length ? `error: ${problems.join('; ')}` : 'ok',
+  };
+}
+
+const issueRow = (file: string, verdict: string): ValidateRow => ({ file, network: '-', plugins: '-', versions: '-', verdict });
+
+/**
+ * Every config of the conf dir, then every NetworkAttachmentDefinition of the attachments dir as
+ * podnetd would read it (network "namespace/name"); documents of another kind are listed as
+ * skipped, with why, and do not make the exit status 1.
+ */
+async function validate(confDir: string, attachmentsDir: string, binDirs: string[], json: boolean): Promise<{ out: string; ok: boolean }> {
   const { lists, errors } = await loadConfDir(confDir);
   const cni = new CNIConfig({ path: binDirs, cacheDir: '/nonexistent' });
-  const rows: Array<{ file: string; network: string; plugins: string; versions: string; verdict: string }> = [];
-  for (const e of errors) rows.push({ file: e.file, network: '-', plugins: '-', versions: '-', verdict: `error: ${e.reason}` });
-  for (const list of lists) {
-    const problems: string[] = [];
-    const versions: string[] = [];
-    for (const p of list.plugins) {
-      try {
-        const info = await cni.getVersionInfo(p.type, { signal: AbortSignal.timeout(10_000) });
-        versions.push(`${p.type}:${info.supportedVersions.at(-1) ?? '?'}`);
-        if (!info.supportedVersions.includes(list.cniVersion)) problems.push(`${p.type} does not speak ${list.cniVersion} (speaks ${info.supportedVersions.join(', ')})`);
-      } catch (err) {
-        problems.push(errorMessage(err));
-      }
-      for (const c of p.capabilities) if (!WELL_KNOWN_CAPABILITIES.has(c)) problems.push(`${p.type} declares unknown capability "${c}"`);
+  const rows: ValidateRow[] = errors.map((e) => issueRow(e.file, `error: ${e.reason}`));
+  for (const list of lists) rows.push(await checkList(cni, list, list.source ?? '-', list.name));
+  const nads = await new NADStore(attachmentsDir).load();
+  for (const e of nads.errors) rows.push(issueRow(e.file, `error: ${e.reason}`));
+  for (const s of nads.skipped) rows.push(issueRow(s.file, `skipped: ${s.reason}`));
+  for (const nad of nads.nads.values()) {
+    const ref = `${nad.namespace}/${nad.name}`;
+    let list: NetworkConfigList | undefined;
+    try {
+      list = nadConfList(nad);
+    } catch (err) {
+      rows.push({ ...issueRow(nad.file, `error: spec.config of ${ref} is not a valid CNI config: ${errorMessage(err)}`), network: ref });
+      continue;
     }
-    rows.push({
-      file: list.source ?? '-',
-      network: list.name,
-      plugins: list.plugins.map((p) => p.type).join(','),
-      versions: `${list.cniVersion} [${versions.join(' ')}]`,
-      verdict: problems.length ? `error: ${problems.join('; ')}` : 'ok',
-    });
+    if (list) {
+      rows.push(await checkList(cni, list, nad.file, ref));
+      continue;
+    }
+    const base = lists.find((l) => l.name === nad.name);
+    const verdict = base ? `ok: no spec.config, uses the conf-dir network "${nad.name}" (${base.source ?? '-'})` : `error: no spec.config and no conf-dir network is named "${nad.name}"`;
+    rows.push({ ...issueRow(nad.file, verdict), network: ref });
   }
-  const ok = rows.every((r) => r.verdict === 'ok') && rows.length > 0;
+  const ok = rows.every((r) => r.verdict.startsWith('ok') || r.verdict.startsWith('skipped')) && rows.length > 0;
   if (json) return { out: `${JSON.stringify(rows, null, 2)}\n`, ok };
   if (rows.length === 0) return { out: `no network configs in ${confDir}\n`, ok: false };
   return { out: table([['FILE', 'NETWORK', 'PLUGINS', 'VERSIONS', 'VERDICT'], ...rows.map((r) => [r.file, r.network, r.plugins, r.versions, r.verdict])]), ok };
@@ -108,6 +152,7 @@ async function main(argv: string[]): Promise<number> {
       'state-dir': { type: 'string', default: '/var/lib/podnet' },
       'cache-dir': { type: 'string', default: '/var/lib/cni' },
       'conf-dir': { type: 'string', default: '/etc/cni/net.d' },
+      'attachments-dir': { type: 'string', default: '/etc/podnet/attachments.d' },
       'cni-bin-dir': { type: 'string', default: '/opt/cni/bin:/usr/lib/cni' },
       json: { type: 'boolean', default: false },
       fix: { type: 'boolean', default: false },
@@ -131,11 +176,11 @@ async function main(argv: string[]): Promise<number> {
     case 'del':
     case 'check':
     case 'status':
-      process.stdout.write(await cnitool(cmd, positionals, process.env, values['cache-dir']));
+      process.stdout.write(await cnitool(cmd, positionals, process.env, values['cache-dir'], writeStderr));
       return 0;
     case 'gc': {
       if (positionals.length > 0) {
-        process.stdout.write(await cnitool('gc', positionals, process.env, values['cache-dir']));
+        process.stdout.write(await cnitool('gc', positionals, process.env, values['cache-dir'], writeStderr));
         return 0;
       }
       const pidFile = join(stateDir, 'podnetd.pid');
@@ -189,7 +234,7 @@ async function main(argv: string[]): Promise<number> {
       return errors.length > 0 || (!values.fix && toFix.length > 0) ? 1 : 0;
     }
     case 'validate': {
-      const { out, ok } = await validate(values['conf-dir'], values['cni-bin-dir'].split(':').filter(Boolean), values.json);
+      const { out, ok } = await validate(values['conf-dir'], values['attachments-dir'], values['cni-bin-dir'].split(':').filter(Boolean), values.json);
       process.stdout.write(out);
       return ok ? 0 : 1;
     }

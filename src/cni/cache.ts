@@ -84,8 +84,14 @@ export class ResultCache {
   }
 
   async get(network: string, containerID: string, ifName: string): Promise<CachedAttachment | undefined> {
+    const bytes = await this.read(network, containerID, ifName);
+    return bytes && decodeCacheEntry(bytes);
+  }
+
+  /** The file as it is, whatever it holds (a libcni before cniCacheV1 wrote the bare result); undefined if there is none. */
+  async read(network: string, containerID: string, ifName: string): Promise<Buffer | undefined> {
     try {
-      return decodeCacheEntry(await readFile(this.path(network, containerID, ifName)));
+      return await readFile(this.path(network, containerID, ifName));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;

@@ -1,12 +1,13 @@
 import { stat } from 'node:fs/promises';
 import type { NetworkConfigList, PluginConfig } from './config.js';
 import { confListFromBytes, confListFromConfBytes } from './config.js';
-import { ResultCache, type CachedAttachment } from './cache.js';
-import { ErrorCode, InvalidRequestError, MultiError, PluginError, type Verb } from './errors.js';
+import { CACHE_KIND, ResultCache, type CachedAttachment } from './cache.js';
+import { ErrorCode, InvalidRequestError, MultiError, PluginError, pluginFailedPrefix, type ErrorSite, type Verb } from './errors.js';
 import { RawExec, type PluginExec } from './exec.js';
 import { execPlugin, getVersionInfo, type InvokeArgs, type PluginInfo } from './invoke.js';
-import type { JSONObject } from './json.js';
+import { isObject, type JSONObject } from './json.js';
 import { convertResult, parseResult, type AnyResult } from './result.js';
+import { parseJSON } from './json.js';
 import { formatCniArgs, validateRuntimeConf, type RuntimeConf } from './runtime-conf.js';
 import { compareVersions, isSupportedVersion, versionAtLeast, type SpecVersion } from './version.js';
 
@@ -22,12 +23,28 @@ export interface PluginExecEvent {
   error?: Error;
 }
 
+/**
+ * What a plugin wrote to stderr on a run that succeeded (libcni copies it to its own stderr; on
+ * failure it is part of the error instead). cnitool prints it, podnetd logs it.
+ */
+export interface PluginStderrEvent {
+  network: string;
+  plugin: string;
+  verb: Verb;
+  /** Empty for GC, STATUS and VERSION. */
+  containerID: string;
+  ifName: string;
+  stderr: string;
+}
+
 export interface CNIConfigOptions {
   /** Plugin dirs, searched in order. */
   path: readonly string[];
   cacheDir: string;
   exec?: PluginExec;
   observer?: (ev: PluginExecEvent) => void;
+  /** Called with a successful plugin's stderr, when it wrote any. */
+  onStderr?: (ev: PluginStderrEvent) => void;
   /**
    * Remember where each plugin type was found instead of searching the dirs on every exec. The
    * owner must call invalidatePluginPaths() when the plugin dirs change (podnetd does from its
@@ -61,6 +78,7 @@ export class CNIConfig {
   readonly cache: ResultCache;
   private readonly exec: PluginExec;
   private readonly observer: ((ev: PluginExecEvent) => void) | undefined;
+  private readonly onStderr: ((ev: PluginStderrEvent) => void) | undefined;
   /** Versions negotiated with plugins that refused the list's version: pluginPath → version. */
   private readonly negotiated = new Map<string, SpecVersion>();
   /** VERSION answers for the 1.1.0 verbs, by binary identity (see speaks110). */
@@ -74,6 +92,7 @@ export class CNIConfig {
     this.cache = new ResultCache(opts.cacheDir);
     this.exec = opts.exec ?? new RawExec();
     this.observer = opts.observer;
+    this.onStderr = opts.onStderr;
     if (opts.cachePluginPaths) this.pluginPaths = new Map();
   }
 
@@ -88,6 +107,16 @@ export class CNIConfig {
     const found = await this.exec.findInPath(type, this.path);
     this.pluginPaths?.set(type, found);
     return found;
+  }
+
+  /** findPlugin for a plugin of a list: a failure says which, as libcni's list errors do. */
+  private async findListPlugin(site: ErrorSite): Promise<string> {
+    try {
+      return await this.findPlugin(site.plugin);
+    } catch (err) {
+      if (err instanceof InvalidRequestError) throw new InvalidRequestError(`${pluginFailedPrefix(site)}${err.message} (network ${JSON.stringify(site.network)})`);
+      throw err;
+    }
   }
 
   // ---- ADD / DEL / CHECK --------------------------------------------------------------------
@@ -161,7 +190,7 @@ export class CNIConfig {
     }
     if (versionAtLeast(list.cniVersion, '1.1.0')) {
       for (const plugin of list.plugins) {
-        const stdin = this.baseStdin(list, plugin, list.cniVersion);
+        const stdin = this.baseStdin(list, plugin, list.declaredVersion);
         stdin['cni.dev/valid-attachments'] = args.validAttachments.map((a) => ({ containerID: a.containerID, ifname: a.ifname }));
         try {
           if (!(await this.speaks110(list, plugin, 'GC', opts.signal))) continue;
@@ -180,7 +209,7 @@ export class CNIConfig {
     if (!versionAtLeast(list.cniVersion, '1.1.0')) return;
     for (const plugin of list.plugins) {
       if (!(await this.speaks110(list, plugin, 'STATUS', opts.signal))) continue;
-      await this.runPlugin('STATUS', list, plugin, this.baseStdin(list, plugin, list.cniVersion), { verb: 'STATUS', path: this.pathEnv() }, opts.signal);
+      await this.runPlugin('STATUS', list, plugin, this.baseStdin(list, plugin, list.declaredVersion), { verb: 'STATUS', path: this.pathEnv() }, opts.signal);
     }
   }
 
@@ -192,12 +221,13 @@ export class CNIConfig {
    * inode, mtime), so an upgraded plugin is asked again.
    */
   private async speaks110(list: NetworkConfigList, plugin: PluginConfig, verb: Verb, signal?: AbortSignal): Promise<boolean> {
-    const pluginPath = await this.findPlugin(plugin.type);
+    const site = siteOf(list, plugin, verb);
+    const pluginPath = await this.findListPlugin(site);
     const st = await stat(pluginPath);
     const key = `${pluginPath}\0${st.ino}\0${st.mtimeMs}`;
     let info = this.versionInfo.get(key);
     if (!info) {
-      info = await getVersionInfo(this.exec, pluginPath, { network: list.name, plugin: plugin.type, verb }, this.pathEnv(), signal);
+      info = await getVersionInfo(this.exec, pluginPath, site, signal, this.stderrReporter({ ...site, verb: 'VERSION' }));
       this.versionInfo.set(key, info);
     }
     return info.supportedVersions.some((v) => isSupportedVersion(v) && compareVersions(v, '1.1.0') >= 0);
@@ -210,7 +240,8 @@ export class CNIConfig {
 
   async getVersionInfo(pluginType: string, opts: OpOptions = {}): Promise<PluginInfo> {
     const pluginPath = await this.findPlugin(pluginType);
-    return getVersionInfo(this.exec, pluginPath, { network: '', plugin: pluginType, verb: 'VERSION' }, this.pathEnv(), opts.signal);
+    const site: ErrorSite = { network: '', plugin: pluginType, verb: 'VERSION' };
+    return getVersionInfo(this.exec, pluginPath, site, opts.signal, this.stderrReporter(site));
   }
 
   /**
@@ -224,9 +255,10 @@ export class CNIConfig {
       plugin.capabilities.forEach((c) => caps.add(c));
       try {
         const info = await this.getVersionInfo(plugin.type, opts);
-        if (!info.supportedVersions.includes(list.cniVersion) && !pickVersion(info, list.cniVersion)) {
+        const wanted = list.declaredVersion || '0.1.0';
+        if (!info.supportedVersions.includes(wanted) && !pickVersion(info, list.cniVersion)) {
           throw new InvalidRequestError(
-            `plugin ${plugin.type} does not support config version "${list.cniVersion}" (supports ${info.supportedVersions.join(', ')})`,
+            `plugin ${plugin.type} does not support config version "${wanted}" (supports ${info.supportedVersions.join(', ')})`,
           );
         }
       } catch (err) {
@@ -239,10 +271,26 @@ export class CNIConfig {
 
   // ---- cache accessors ----------------------------------------------------------------------
 
+  /**
+   * The cached ADD result, converted to the list's version. A file written by a libcni older than
+   * cniCacheV1 holds the bare result JSON; it is read as one, as libcni does.
+   */
   async getNetworkListCachedResult(list: NetworkConfigList, rt: RuntimeConf): Promise<AnyResult | undefined> {
-    const entry = await this.cacheFor(rt).get(list.name, rt.containerID, rt.ifName);
-    if (!entry?.result) return undefined;
-    return convertResult(parseResult(entry.result), list.cniVersion);
+    const bytes = await this.cacheFor(rt).read(list.name, rt.containerID, rt.ifName);
+    if (!bytes) return undefined;
+    try {
+      let obj: unknown;
+      try {
+        obj = parseJSON(bytes);
+      } catch {
+        obj = undefined;
+      }
+      const raw = isObject(obj) && obj['kind'] === CACHE_KIND ? obj['result'] : parseJSON(bytes);
+      if (raw === undefined || raw === null) return undefined;
+      return convertResult(parseResult(raw), list.cniVersion);
+    } catch (err) {
+      throw new Error(`failed to get network ${JSON.stringify(list.name)} cached result: ${(err as Error).message}`);
+    }
   }
 
   /** The list and runtime conf an attachment was added with, straight from the cache. */
@@ -271,6 +319,11 @@ export class CNIConfig {
     }
   }
 
+  private stderrReporter(site: ErrorSite, args: Partial<InvokeArgs> = {}): (stderr: string) => void {
+    return (stderr) =>
+      this.onStderr?.({ network: site.network, plugin: site.plugin, verb: site.verb, containerID: args.containerID ?? '', ifName: args.ifName ?? '', stderr });
+  }
+
   private pathEnv(): string {
     return this.path.join(':');
   }
@@ -286,9 +339,14 @@ export class CNIConfig {
     return stdin;
   }
 
+  /**
+   * `version` is what the plugin is spoken to in: the list's (as libcni selected it), or one
+   * negotiated down to. prevResult goes as it is (libcni passes a plugin's answer on unconverted,
+   * in whatever version it came), except down-converted for a plugin we negotiated with.
+   */
   private attachmentStdin(list: NetworkConfigList, plugin: PluginConfig, version: string, prev: AnyResult | undefined, rt: RuntimeConf): Stdin {
     const stdin = this.baseStdin(list, plugin, version);
-    if (prev) stdin['prevResult'] = convertResult(prev, version) as unknown as JSONObject;
+    if (prev) stdin['prevResult'] = (version === list.declaredVersion ? prev : convertResult(prev, version)) as unknown as JSONObject;
     const runtimeConfig: JSONObject = {};
     for (const cap of plugin.capabilities) {
       const v = rt.capabilityArgs?.[cap];
@@ -311,7 +369,7 @@ export class CNIConfig {
     rt: RuntimeConf,
     signal: AbortSignal | undefined,
   ): Promise<AnyResult | undefined> {
-    const pluginPath = await this.findPlugin(plugin.type);
+    const pluginPath = await this.findListPlugin(siteOf(list, plugin, verb));
     const args: InvokeArgs = {
       verb,
       containerID: rt.containerID,
@@ -320,24 +378,29 @@ export class CNIConfig {
       cniArgs: formatCniArgs(rt.args),
       path: this.pathEnv(),
     };
-    let version: string = this.negotiated.get(`${pluginPath}\0${list.cniVersion}`) ?? list.cniVersion;
+    let version: string = this.negotiated.get(`${pluginPath}\0${list.declaredVersion}`) ?? list.declaredVersion;
     let out: unknown;
     try {
       out = await this.runPlugin(verb, list, plugin, this.attachmentStdin(list, plugin, version, prev, rt), args, signal, pluginPath);
     } catch (err) {
       if (!(err instanceof PluginError) || err.code !== ErrorCode.IncompatibleVersion) throw err;
-      const info = await getVersionInfo(this.exec, pluginPath, { network: list.name, plugin: plugin.type, verb }, this.pathEnv(), signal);
+      const site = siteOf(list, plugin, verb);
+      const info = await getVersionInfo(this.exec, pluginPath, site, signal, this.stderrReporter({ ...site, verb: 'VERSION' }));
       const picked = pickVersion(info, list.cniVersion, verb === 'CHECK' ? '0.4.0' : undefined);
       if (!picked || picked === version) throw err;
       version = picked;
-      this.negotiated.set(`${pluginPath}\0${list.cniVersion}`, picked);
+      this.negotiated.set(`${pluginPath}\0${list.declaredVersion}`, picked);
       out = await this.runPlugin(verb, list, plugin, this.attachmentStdin(list, plugin, version, prev, rt), args, signal, pluginPath);
     }
     if (verb !== 'ADD' || out === undefined) return undefined;
     try {
-      return convertResult(parseResult(out, version), list.cniVersion);
+      const result = parseResult(out, resultVersionOf(out, version));
+      // A plugin that answers in another version than it was asked (older plugins do) is taken at
+      // its word and its result carried on as it is, as libcni does; one we negotiated down with
+      // answers as asked, and is converted back up so the rest of the chain sees the list's version.
+      return version === list.declaredVersion ? result : convertResult(result, list.cniVersion);
     } catch (err) {
-      throw new PluginError({ network: list.name, plugin: plugin.type, verb }, ErrorCode.DecodingFailure, `invalid result: ${(err as Error).message}`);
+      throw new PluginError(siteOf(list, plugin, verb), ErrorCode.DecodingFailure, `invalid result: ${(err as Error).message}`);
     }
   }
 
@@ -350,15 +413,16 @@ export class CNIConfig {
     signal: AbortSignal | undefined,
     knownPath?: string,
   ): Promise<unknown> {
-    const site = { network: list.name, plugin: plugin.type, verb };
-    const pluginPath = knownPath ?? (await this.findPlugin(plugin.type));
+    const site = siteOf(list, plugin, verb);
+    const pluginPath = knownPath ?? (await this.findListPlugin(site));
     const started = performance.now();
     const report = (error?: Error): void =>
-      this.observer?.({ ...site, containerID: args.containerID ?? '', ifName: args.ifName ?? '', durationMs: performance.now() - started, ...(error ? { error } : {}) });
+      this.observer?.({ network: site.network, plugin: site.plugin, verb, containerID: args.containerID ?? '', ifName: args.ifName ?? '', durationMs: performance.now() - started, ...(error ? { error } : {}) });
     try {
       const out = await execPlugin(this.exec, pluginPath, site, Buffer.from(JSON.stringify(stdin)), args, signal);
       report();
-      return out;
+      if (out.stderr) this.stderrReporter(site, args)(out.stderr);
+      return out.stdout;
     } catch (err) {
       report(err as Error);
       // The binary may have moved (ENOENT, EACCES): look it up again next time.
@@ -366,6 +430,22 @@ export class CNIConfig {
       throw err;
     }
   }
+}
+
+/** Where a plugin of a list runs, for errors. */
+function siteOf(list: NetworkConfigList, plugin: PluginConfig, verb: Verb): ErrorSite {
+  const name = plugin.raw['name'];
+  return { network: list.name, plugin: plugin.type, verb, ...(typeof name === 'string' && name ? { pluginName: name } : {}) };
+}
+
+/**
+ * libcni's fixupResultVersion: a result names its own version; one that does not is taken to be
+ * in the version it was asked for (none asked: 0.1.0, as libcni's ConfigDecoder reads it).
+ */
+function resultVersionOf(out: unknown, asked: string): string | undefined {
+  const own = isObject(out) ? out['cniVersion'] : undefined;
+  if (typeof own === 'string' && own !== '') return undefined;
+  return asked === '' ? '0.1.0' : asked;
 }
 
 /** The highest version the plugin and we share that is not above the list's version. */

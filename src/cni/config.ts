@@ -1,8 +1,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, extname } from 'node:path';
+import { dirname, join, extname } from 'node:path';
 import { ConfigError, errorMessage } from './errors.js';
 import { isObject, isStringArray, parseJSON, type JSONObject } from './json.js';
-import { highestSupported, isSupportedVersion, type SpecVersion } from './version.js';
+import { CURRENT_VERSION, looseGreaterThan, parseLooseVersion, specVersionOf, type SpecVersion } from './version.js';
 
 /** One entry of a network's `plugins` array. */
 export interface PluginConfig {
@@ -16,9 +16,15 @@ export interface PluginConfig {
 /** A network: what a `.conflist` describes (and what a single `.conf` becomes). */
 export interface NetworkConfigList {
   name: string;
-  /** The version we speak to this network's plugins: the highest of cniVersion/cniVersions we support. */
+  /**
+   * The spec version podnet reads this network in (which verbs exist, what shape a cached result is
+   * converted to): declaredVersion, with none read as 0.1.0 and one newer than ours as ours.
+   */
   cniVersion: SpecVersion;
-  /** The cniVersion string as written in the file. */
+  /**
+   * The version libcni selects from cniVersion and cniVersions (empty when the file has neither;
+   * possibly newer than we know): what plugins get as "cniVersion" on stdin, as libcni sends it.
+   */
   declaredVersion: string;
   disableCheck: boolean;
   disableGC: boolean;
@@ -77,25 +83,61 @@ function parsePlugin(raw: unknown, where: string): PluginConfig {
   return { type, capabilities: caps, raw };
 }
 
+/** libcni's readBool: a boolean, or the string "true" or "false" in any case. */
 function optionalBool(obj: JSONObject, key: string): boolean {
   const v = obj[key];
   if (v === undefined) return false;
-  if (typeof v !== 'boolean') throw new ConfigError(`"${key}" must be true or false`);
+  if (typeof v === 'boolean') return v;
+  if (typeof v !== 'string') throw new ConfigError(`invalid type ${v === null ? 'null' : typeof v} for "${key}": must be true or false`);
+  const s = v.toLowerCase();
+  if (s === 'true' || s === 'false') return s === 'true';
+  throw new ConfigError(`invalid value ${JSON.stringify(s)} for "${key}": must be true or false`);
+}
+
+function checkedVersion(v: string, what: string): string {
+  try {
+    parseLooseVersion(v);
+  } catch (err) {
+    throw new ConfigError(`invalid ${what}: ${errorMessage(err)}`);
+  }
   return v;
 }
 
+/**
+ * libcni's selection: cniVersion alone is taken as written (even newer than we know); with
+ * cniVersions, the highest entry not newer than ours wins, cniVersion counting as one more entry,
+ * an entry that is no version is an error, and if none is left cniVersion stays as written.
+ */
 function selectVersion(obj: JSONObject): { selected: SpecVersion; declared: string } {
-  const declared = obj['cniVersion'];
-  if (declared !== undefined && typeof declared !== 'string') throw new ConfigError('"cniVersion" must be a string');
+  const raw = obj['cniVersion'];
+  if (raw !== undefined && typeof raw !== 'string') throw new ConfigError('"cniVersion" must be a string');
+  let declared = raw ?? '';
   const versions = obj['cniVersions'];
-  if (versions !== undefined && !isStringArray(versions)) throw new ConfigError('"cniVersions" must be a list of strings');
-  const candidates = [...(versions ?? []), ...(declared ? [declared] : [])];
-  if (candidates.length === 0) throw new ConfigError('missing "cniVersion"');
-  const selected = highestSupported(candidates);
-  if (!selected) {
-    throw new ConfigError(`no supported CNI version among ${JSON.stringify(candidates)}`);
+  if (versions !== undefined) {
+    if (!Array.isArray(versions)) throw new ConfigError('"cniVersions" must be a list of strings');
+    const candidates = versions.map((v, i) => {
+      if (typeof v !== 'string') throw new ConfigError(`"cniVersions" entry ${i} must be a string`);
+      return checkedVersion(v, `"cniVersions" entry ${JSON.stringify(v)} at index ${i}`);
+    });
+    if (declared !== '') candidates.push(checkedVersion(declared, `"cniVersion" ${JSON.stringify(declared)}`));
+    const known = candidates.filter((v) => !looseGreaterThan(v, CURRENT_VERSION));
+    const highest = known.reduce<string | undefined>((best, v) => (best === undefined || looseGreaterThan(v, best) ? v : best), undefined);
+    if (highest !== undefined) declared = highest;
   }
-  return { selected, declared: declared ?? selected };
+  if (declared !== '') checkedVersion(declared, `"cniVersion" ${JSON.stringify(declared)}`);
+  return { selected: specVersionOf(declared), declared };
+}
+
+/** A config file's JSON object, or a ConfigError saying why it is none. */
+function configObject(bytes: Buffer, source?: string): JSONObject {
+  let obj: unknown;
+  try {
+    obj = parseJSON(bytes);
+  } catch (err) {
+    throw new ConfigError(`invalid JSON: ${errorMessage(err)}`, source);
+  }
+  if (!isObject(obj)) throw new ConfigError('configuration must be a JSON object', source);
+  return obj;
 }
 
 /**
@@ -104,13 +146,7 @@ function selectVersion(obj: JSONObject): { selected: SpecVersion; declared: stri
  */
 export function confListFromBytes(bytes: Buffer, source?: string, extraPlugins: readonly unknown[] = []): NetworkConfigList {
   try {
-    let obj: unknown;
-    try {
-      obj = parseJSON(bytes);
-    } catch (err) {
-      throw new ConfigError(`invalid JSON: ${errorMessage(err)}`);
-    }
-    if (!isObject(obj)) throw new ConfigError('configuration must be a JSON object');
+    const obj = configObject(bytes);
     const name = obj['name'];
     if (typeof name !== 'string' || name === '') throw new ConfigError('missing "name"');
     validateNetworkName(name);
@@ -121,6 +157,7 @@ export function confListFromBytes(bytes: Buffer, source?: string, extraPlugins: 
     if (rawPlugins === undefined && loadOnlyInlinedPlugins) {
       throw new ConfigError('"loadOnlyInlinedPlugins" is true but there is no "plugins" list');
     }
+    if (Array.isArray(rawPlugins) && rawPlugins.length === 0) throw new ConfigError(`network "${name}" has no plugins: "plugins" is an empty list`);
     const plugins = (rawPlugins ?? []).map((p, i) => parsePlugin(p, `plugins[${i}]`));
     const aggregated = !loadOnlyInlinedPlugins && extraPlugins.length > 0;
     if (aggregated) {
@@ -151,13 +188,7 @@ export function confListFromBytes(bytes: Buffer, source?: string, extraPlugins: 
  * A `.conf` that already holds a `plugins` list is read as a list rather than refused.
  */
 export function confListFromConfBytes(bytes: Buffer, source?: string): NetworkConfigList {
-  let obj: unknown;
-  try {
-    obj = parseJSON(bytes);
-  } catch (err) {
-    throw new ConfigError(`invalid JSON: ${errorMessage(err)}`, source);
-  }
-  if (!isObject(obj)) throw new ConfigError('configuration must be a JSON object', source);
+  const obj = configObject(bytes, source);
   if (Array.isArray(obj['plugins'])) return confListFromBytes(bytes, source);
   const list: JSONObject = { name: obj['name'] ?? null, plugins: [obj] };
   for (const key of ['cniVersion', 'cniVersions', 'disableCheck', 'disableGC'] as const) {
@@ -190,8 +221,11 @@ export async function confFiles(dir: string, extensions: readonly string[] = CON
     .map((n) => join(dir, n));
 }
 
-/** Plugin objects from the sibling folder named after the network (spec 1.1.0 aggregation). */
-async function siblingPlugins(dir: string, network: string, errors: ConfigLoadError[]): Promise<unknown[]> {
+/**
+ * Plugin objects from the sibling folder named after the network (spec 1.1.0 aggregation). A bad
+ * one goes to onError, which may skip it (the daemon) or throw (libcni's lookup).
+ */
+async function siblingPlugins(dir: string, network: string, onError: (e: ConfigLoadError) => void): Promise<unknown[]> {
   const out: unknown[] = [];
   for (const file of await confFiles(join(dir, network), ['.conf', '.json'])) {
     try {
@@ -199,10 +233,36 @@ async function siblingPlugins(dir: string, network: string, errors: ConfigLoadEr
       parsePlugin(obj, file);
       out.push(obj);
     } catch (err) {
-      errors.push({ file, reason: errorMessage(err) });
+      onError({ file, reason: errorMessage(err) });
     }
   }
   return out;
+}
+
+/** Whether a list takes plugins from its sibling folder: it has a usable name and does not refuse them. */
+function aggregatesFrom(bytes: Buffer): string | undefined {
+  let head: unknown;
+  try {
+    head = parseJSON(bytes);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(head) || typeof head['name'] !== 'string' || !NETWORK_NAME_RE.test(head['name'])) return undefined;
+  try {
+    return optionalBool(head, 'loadOnlyInlinedPlugins') ? undefined : head['name'];
+  } catch {
+    return undefined; // confListFromBytes reports the bad value
+  }
+}
+
+/** A `.conflist` with the plugins of its sibling folder appended (libcni's NetworkConfFromFile). */
+async function loadConfListFile(file: string, onSiblingError: (e: ConfigLoadError) => void): Promise<NetworkConfigList> {
+  const bytes = await readBounded(file);
+  // Peek at name and loadOnlyInlinedPlugins first: a list may take all its plugins from the
+  // sibling folder and have no "plugins" of its own.
+  const network = aggregatesFrom(bytes);
+  const extra = network === undefined ? [] : await siblingPlugins(dirname(file), network, onSiblingError);
+  return confListFromBytes(bytes, file, extra);
 }
 
 export async function loadConfFile(file: string, extraPlugins: readonly unknown[] = []): Promise<NetworkConfigList> {
@@ -211,8 +271,9 @@ export async function loadConfFile(file: string, extraPlugins: readonly unknown[
 }
 
 /**
- * Loads every network of a conf dir. A bad file is reported (file + reason) and skipped, never
- * thrown: one broken file must not take the node's networking down with it.
+ * Loads every network of a conf dir, in file-name order (as go-cni does). A bad file is reported
+ * (file + reason) and skipped, never thrown: one broken file must not take the node's networking
+ * down with it. A network name defined twice keeps the first file and reports the second.
  */
 export async function loadConfDir(dir: string): Promise<ConfDirLoad> {
   const lists: NetworkConfigList[] = [];
@@ -226,21 +287,7 @@ export async function loadConfDir(dir: string): Promise<ConfDirLoad> {
   }
   for (const file of files) {
     try {
-      let extra: unknown[] = [];
-      if (extname(file) === '.conflist') {
-        // Peek at name and loadOnlyInlinedPlugins first: a list may take all its plugins from the
-        // sibling folder and have no "plugins" of its own.
-        let head: unknown;
-        try {
-          head = parseJSON(await readBounded(file));
-        } catch {
-          head = undefined;
-        }
-        if (isObject(head) && typeof head['name'] === 'string' && head['loadOnlyInlinedPlugins'] !== true && NETWORK_NAME_RE.test(head['name'])) {
-          extra = await siblingPlugins(dir, head['name'], errors);
-        }
-      }
-      const list = await loadConfFile(file, extra);
+      const list = extname(file) === '.conflist' ? await loadConfListFile(file, (e) => errors.push(e)) : await loadConfFile(file);
       const first = byName.get(list.name);
       if (first) throw new ConfigError(`network "${list.name}" is already defined in ${first}`, file);
       byName.set(list.name, file);
@@ -253,11 +300,39 @@ export async function loadConfDir(dir: string): Promise<ConfDirLoad> {
   return { lists, errors };
 }
 
-/** A network by name from a conf dir (cnitool looks networks up this way). */
+/**
+ * A network by name with the daemon's policy: broken files are skipped, and named in the error
+ * when the network is not there.
+ */
 export async function loadNetworkByName(dir: string, name: string): Promise<NetworkConfigList> {
   const { lists, errors } = await loadConfDir(dir);
   const found = lists.find((l) => l.name === name);
   if (found) return found;
   const why = errors.length ? `; files skipped: ${errors.map((e) => `${e.file}: ${e.reason}`).join('; ')}` : '';
   throw new ConfigError(`no network named "${name}" in ${dir}${why}`);
+}
+
+/**
+ * A network by name as libcni's LoadNetworkConf finds it (what cnitool does): every `.conflist`
+ * in name order first, so a list wins over a `.conf` of the same name whatever the file names;
+ * then `.conf`/`.json` files, read as single plugin configs (a nameless one matches nothing).
+ * Unlike loadConfDir, a file that fails to parse before the match fails the lookup.
+ */
+export async function loadNetworkConf(dir: string, name: string): Promise<NetworkConfigList> {
+  const listFiles = await confFiles(dir, ['.conflist']);
+  for (const file of listFiles) {
+    const list = await loadConfListFile(file, (e) => {
+      throw new ConfigError(e.reason, e.file);
+    });
+    if (list.name === name) return list;
+  }
+  const singleFiles = await confFiles(dir, ['.conf', '.json']);
+  if (singleFiles.length === 0 && listFiles.length === 0) throw new ConfigError(`no net configurations found in ${dir}`);
+  for (const file of singleFiles) {
+    const bytes = await readBounded(file);
+    const obj = configObject(bytes, file);
+    if (typeof obj['type'] !== 'string' || obj['type'] === '') throw new ConfigError('missing "type"', file);
+    if (obj['name'] === name) return confListFromConfBytes(bytes, file);
+  }
+  throw new ConfigError(`no net configuration with name "${name}" in ${dir}`);
 }

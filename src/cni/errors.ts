@@ -20,6 +20,25 @@ export interface ErrorSite {
   network: string;
   plugin: string;
   verb: Verb;
+  /** The plugin config's own "name", when it has one (a `.conf` does): libcni names it too. */
+  pluginName?: string;
+}
+
+/** The verb as libcni's list errors spell it: "(add)", "(delete)". */
+const VERB_WORD: Record<Verb, string> = { ADD: 'add', DEL: 'delete', CHECK: 'check', GC: 'gc', STATUS: 'status', VERSION: 'version' };
+
+/**
+ * libcni's prefix for a failed plugin of a list: `plugin type="bridge" failed (add): `, with
+ * ` name="..."` after the type when the plugin config has a name.
+ */
+export function pluginFailedPrefix(site: ErrorSite): string {
+  const name = site.pluginName ? ` name=${JSON.stringify(site.pluginName)}` : '';
+  return `plugin type=${JSON.stringify(site.plugin)}${name} failed (${VERB_WORD[site.verb]}): `;
+}
+
+/** A CNI error as libcni's types.Error renders it: the message, then "; details" if there are any. */
+export function renderCNIError(msg: string, details: string): string {
+  return details ? `${msg}; ${details}` : msg;
 }
 
 /** A plugin ran and reported failure (non-zero exit, or output we could not use). */
@@ -34,9 +53,9 @@ export class PluginError extends Error {
   readonly stderr: string;
 
   constructor(site: ErrorSite, code: number, msg: string, details = '', stderr = '') {
-    const what = details ? `${msg}: ${details}` : msg;
-    const codeText = code ? ` (code ${code})` : '';
-    super(`plugin type="${site.plugin}" failed (${site.verb.toLowerCase()}) in network "${site.network}"${codeText}: ${what}`);
+    // libcni's text first (what users grep for), then what podnet knows besides.
+    const context = [...(site.network ? [`network ${JSON.stringify(site.network)}`] : []), ...(code ? [`code ${code}`] : [])];
+    super(`${pluginFailedPrefix(site)}${renderCNIError(msg, details)}${context.length ? ` (${context.join(', ')})` : ''}`);
     this.name = 'PluginError';
     this.network = site.network;
     this.plugin = site.plugin;

@@ -40,6 +40,7 @@ export class ExecAbortedError extends Error {
 
 export async function findInPath(type: string, dirs: readonly string[]): Promise<string> {
   validatePluginType(type);
+  if (!dirs.some(Boolean)) throw new InvalidRequestError('no paths provided');
   for (const dir of dirs) {
     if (!dir) continue;
     const candidate = join(dir, type);

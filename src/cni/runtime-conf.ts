@@ -15,8 +15,10 @@ export interface RuntimeConf {
 }
 
 const CONTAINER_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-// Linux IFNAMSIZ is 16 including the NUL.
-const IFNAME_RE = /^[^/\s:]{1,15}$/;
+/** Linux IFNAMSIZ is 16 bytes with the NUL; the kernel counts UTF-8 bytes, not characters. */
+export const MAX_IFNAME_BYTES = 15;
+/** What libcni's ValidateInterfaceName refuses anywhere in a name: "/", ":" and Go's unicode.IsSpace. */
+const IFNAME_FORBIDDEN = /[/:\p{White_Space}]/u;
 const MAX_ARG_BYTES = 4096;
 const MAX_CONTAINER_ID = 256;
 
@@ -28,9 +30,13 @@ export function validateContainerID(id: string): void {
   }
 }
 
+/** libcni's ValidateInterfaceName: 1 to 15 bytes, not "." or "..", no "/", ":" or white space. */
 export function validateIfName(name: string): void {
-  if (!IFNAME_RE.test(name) || name === '.' || name === '..') {
-    throw new InvalidRequestError(`invalid interface name "${name}": 1-15 characters, no "/", ":" or white space`);
+  const bytes = Buffer.byteLength(name);
+  if (bytes === 0 || bytes > MAX_IFNAME_BYTES || name === '.' || name === '..' || IFNAME_FORBIDDEN.test(name)) {
+    throw new InvalidRequestError(
+      `invalid interface name ${JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}...` : name)}: 1-${MAX_IFNAME_BYTES} bytes (UTF-8, as the kernel counts them), not "." or "..", no "/", ":" or white space`,
+    );
   }
 }
 

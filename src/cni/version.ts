@@ -33,14 +33,35 @@ export function versionAtLeast(v: string, min: string): boolean {
 }
 
 /**
- * The `cniVersions` array of a 1.1.0 config lets one file serve runtimes of different ages:
- * we take the highest entry we understand, as libcni does.
+ * A version as libcni's ParseVersion reads one: one to three dot-separated integers, so "1",
+ * "1.0" and "1.0.0" are the same version. Config files may say any of them.
  */
-export function highestSupported(candidates: readonly string[]): SpecVersion | undefined {
-  let best: SpecVersion | undefined;
-  for (const c of candidates) {
-    if (!isSupportedVersion(c)) continue;
-    if (best === undefined || compareVersions(c, best) > 0) best = c;
-  }
+export function parseLooseVersion(v: string): [number, number, number] {
+  const parts = v.split('.');
+  if (v === '' || parts.length > 3 || !parts.every((p) => /^[+-]?\d+$/.test(p))) throw new Error(`invalid CNI version "${v}"`);
+  const [major, minor = 0, micro = 0] = parts.map(Number);
+  return [major!, minor, micro];
+}
+
+function compareLoose(a: string, b: string): number {
+  const pa = parseLooseVersion(a);
+  const pb = parseLooseVersion(b);
+  for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i]! - pb[i]!;
+  return 0;
+}
+
+export function looseGreaterThan(a: string, b: string): boolean {
+  return compareLoose(a, b) > 0;
+}
+
+/**
+ * The spec version we read a network in, from the version libcni selected for it: none at all is
+ * 0.1.0 (libcni's ConfigDecoder), one newer than ours is ours, one between two we know is the
+ * lower of them ("1.0" is 1.0.0). Throws for a string that is no version.
+ */
+export function specVersionOf(declared: string): SpecVersion {
+  if (declared === '') return '0.1.0';
+  let best: SpecVersion = SUPPORTED_VERSIONS[0];
+  for (const v of SUPPORTED_VERSIONS) if (compareLoose(v, declared) <= 0) best = v;
   return best;
 }

@@ -164,48 +164,132 @@ export function parseDefaultNetwork(value: string, podNamespace: string): Networ
   return sel;
 }
 
+/** A file, or a document of one, that was not loaded, and why. */
+export interface NADFileIssue {
+  file: string;
+  reason: string;
+}
+
+export interface NADLoad {
+  /** By "namespace/name". */
+  nads: Map<string, NAD>;
+  /** NetworkAttachmentDefinitions that could not be read (bad YAML, no metadata.name...). */
+  errors: NADFileIssue[];
+  /** Documents that are something else (another kind, another API group): passed over, with why. */
+  skipped: NADFileIssue[];
+}
+
+const NAD_KIND = 'NetworkAttachmentDefinition';
+const NAD_GROUP = 'k8s.cni.cncf.io/';
+/** What `kubectl get ... -o yaml` writes (List) and what the API answers a list with. */
+const LIST_KINDS = new Set(['List', `${NAD_KIND}List`]);
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
 /**
- * The NetworkAttachmentDefinitions of a dir (YAML or JSON, several per file allowed). Cached by
- * the dir's signature, so a pod only pays for a re-read after something changed.
+ * Reads the NADs of one parsed document as Multus would find them in the API: the document is
+ * a NAD, or a List / NetworkAttachmentDefinitionList of them; metadata.namespace defaults to
+ * "default"; an empty spec.config stays empty (the conf-dir network of the NAD's name).
+ */
+function collectNADs(obj: unknown, file: string, where: string, out: NADLoad): void {
+  const at = (reason: string): NADFileIssue => ({ file, reason: where ? `${where}: ${reason}` : reason });
+  if (!isObject(obj)) {
+    out.skipped.push(at('not a Kubernetes object'));
+    return;
+  }
+  const kind = obj['kind'];
+  if (typeof kind === 'string' && LIST_KINDS.has(kind)) {
+    const items = obj['items'];
+    if (!Array.isArray(items)) {
+      out.errors.push(at(`a ${kind} needs an "items" list`));
+      return;
+    }
+    // A NetworkAttachmentDefinitionList's items are NADs even without their own kind, as the API sends them.
+    items.forEach((item, i) => {
+      const implied = kind !== 'List' && isObject(item) && item['kind'] === undefined ? { ...item, kind: NAD_KIND } : item;
+      collectNADs(implied, file, `${where ? `${where} ` : ''}items[${i}]`, out);
+    });
+    return;
+  }
+  if (kind !== NAD_KIND) {
+    out.skipped.push(at(`kind ${JSON.stringify(kind ?? '')} is not a ${NAD_KIND}`));
+    return;
+  }
+  const apiVersion = obj['apiVersion'];
+  if (apiVersion !== undefined && (typeof apiVersion !== 'string' || !apiVersion.startsWith(NAD_GROUP))) {
+    out.skipped.push(at(`apiVersion ${JSON.stringify(apiVersion)} is not ${NAD_GROUP}v1`));
+    return;
+  }
+  const md = obj['metadata'];
+  const name = isObject(md) ? md['name'] : undefined;
+  if (typeof name !== 'string' || name === '') {
+    out.errors.push(at('metadata.name is required'));
+    return;
+  }
+  if (name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) {
+    out.errors.push(at(`metadata.name ${JSON.stringify(name.slice(0, 64))} is not a DNS-1123 subdomain`));
+    return;
+  }
+  const ns = isObject(md) ? md['namespace'] : undefined;
+  if (ns !== undefined && ns !== null && (typeof ns !== 'string' || (ns !== '' && (ns.length > 63 || !DNS1123_LABEL.test(ns))))) {
+    out.errors.push(at(`metadata.namespace of ${name} is not a DNS-1123 label`));
+    return;
+  }
+  const namespace = typeof ns === 'string' && ns !== '' ? ns : 'default';
+  const spec = obj['spec'];
+  const config = isObject(spec) ? spec['config'] : undefined;
+  if (config !== undefined && config !== null && typeof config !== 'string') {
+    out.errors.push(at(`spec.config of ${namespace}/${name} must be a string (the CNI config as JSON text)`));
+    return;
+  }
+  const key = `${namespace}/${name}`;
+  const first = out.nads.get(key);
+  if (first) {
+    out.errors.push(at(`${NAD_KIND} ${key} is already defined in ${first.file}; the first one is used`));
+    return;
+  }
+  out.nads.set(key, { name, namespace, config: typeof config === 'string' ? config : '', file });
+}
+
+/**
+ * The NetworkAttachmentDefinitions of a dir: YAML or JSON files, each holding one or several
+ * documents (`---`), each a NAD or a list of them. Cached by the dir's signature, so a pod only
+ * pays for a re-read after something changed.
  */
 export class NADStore {
   private signature = '';
-  private nads = new Map<string, NAD>();
-  private errors: Array<{ file: string; reason: string }> = [];
+  private last: NADLoad = { nads: new Map(), errors: [], skipped: [] };
 
   constructor(private readonly dir: string) {}
 
-  async load(): Promise<{ nads: Map<string, NAD>; errors: Array<{ file: string; reason: string }> }> {
+  async load(): Promise<NADLoad> {
     const sig = await dirSignature(this.dir);
-    if (sig === this.signature) return { nads: this.nads, errors: this.errors };
-    const nads = new Map<string, NAD>();
-    const errors: Array<{ file: string; reason: string }> = [];
+    if (sig === this.signature) return this.last;
+    const out: NADLoad = { nads: new Map(), errors: [], skipped: [] };
     const names = sig === 'missing' ? [] : (await readdir(this.dir)).sort();
     for (const n of names) {
       if (!['.yaml', '.yml', '.json'].includes(extname(n))) continue;
       const file = join(this.dir, n);
+      let docs;
       try {
-        const docs = parseAllDocuments(await readFile(file, 'utf8'));
-        for (const doc of docs) {
-          if (doc.errors.length > 0) throw new Error(doc.errors[0]!.message);
-          const obj: unknown = doc.toJS();
-          if (obj === null || obj === undefined) continue;
-          if (!isObject(obj) || obj['kind'] !== 'NetworkAttachmentDefinition') continue;
-          const md = obj['metadata'];
-          const spec = obj['spec'];
-          if (!isObject(md) || typeof md['name'] !== 'string') throw new Error('metadata.name is required');
-          const namespace = typeof md['namespace'] === 'string' ? md['namespace'] : 'default';
-          const config = isObject(spec) && typeof spec['config'] === 'string' ? spec['config'] : '';
-          nads.set(`${namespace}/${md['name']}`, { name: md['name'], namespace, config, file });
-        }
+        docs = parseAllDocuments(await readFile(file, 'utf8'));
       } catch (err) {
-        errors.push({ file, reason: errorMessage(err) });
+        out.errors.push({ file, reason: errorMessage(err) });
+        continue;
       }
+      const list = Array.isArray(docs) ? docs : [docs];
+      list.forEach((doc, i) => {
+        const where = list.length > 1 ? `document ${i + 1}` : '';
+        if (doc.errors.length > 0) {
+          out.errors.push({ file, reason: `${where ? `${where}: ` : ''}${doc.errors[0]!.message}` });
+          return;
+        }
+        const obj: unknown = doc.toJS();
+        if (obj !== null && obj !== undefined) collectNADs(obj, file, where, out);
+      });
     }
     this.signature = sig;
-    this.nads = nads;
-    this.errors = errors;
-    return { nads, errors };
+    this.last = out;
+    return out;
   }
 }
 
@@ -221,17 +305,29 @@ function nadNetwork(sel: NetworkSelection, nads: Map<string, NAD>, findConfDirNe
   const nad = nads.get(`${sel.namespace}/${sel.name}`);
   if (!nad) throw invalidArgument(`network "${sel.source}": no NetworkAttachmentDefinition ${sel.namespace}/${sel.name}`);
   if (nad.config.trim() === '') {
-    const list = findConfDirNetwork(sel.name);
+    const list = findConfDirNetwork(nad.name);
     if (!list) throw invalidArgument(`network "${sel.source}": NetworkAttachmentDefinition ${sel.namespace}/${sel.name} has no spec.config and no conf-dir network is named "${sel.name}"`);
     return list;
   }
   try {
-    const bytes = Buffer.from(nad.config);
-    const parsed = JSON.parse(nad.config) as unknown;
-    return isObject(parsed) && Array.isArray(parsed['plugins']) ? confListFromBytes(bytes, nad.file) : confListFromConfBytes(bytes, nad.file);
+    return nadConfList(nad)!;
   } catch (err) {
     throw invalidArgument(`network "${sel.source}": spec.config of ${nad.file} is not a valid CNI config: ${errorMessage(err)}`);
   }
+}
+
+/**
+ * The network a NAD's spec.config describes, read as Multus reads it: a "name" that is missing or
+ * empty is the NAD's metadata.name. Undefined for an empty spec.config, which means the conf-dir
+ * network of that name. Throws for a config that is not a CNI config.
+ */
+export function nadConfList(nad: NAD): NetworkConfigList | undefined {
+  if (nad.config.trim() === '') return undefined;
+  const parsed = JSON.parse(nad.config) as unknown;
+  if (!isObject(parsed)) throw new Error('spec.config must be a JSON object');
+  const named = parsed['name'] === undefined || parsed['name'] === '' ? { ...parsed, name: nad.name } : parsed;
+  const bytes = named === parsed ? Buffer.from(nad.config) : Buffer.from(JSON.stringify(named));
+  return Array.isArray(named['plugins']) ? confListFromBytes(bytes, nad.file) : confListFromConfBytes(bytes, nad.file);
 }
 
 /**

@@ -68,6 +68,9 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
       metrics.observePlugin(ev);
       deps.onPluginExec?.(ev);
     },
+    // Informational, as libcni treats it (it copies it to its own stderr); bounded, a plugin may be chatty.
+    onStderr: (ev) =>
+      log.info({ network: ev.network, plugin: ev.plugin, verb: ev.verb, sandbox: ev.containerID, ifName: ev.ifName, stderr: ev.stderr.slice(0, 4096) }, 'plugin wrote to stderr'),
   });
   const networks = new NetworkManager(cfg, cni, log.child({ component: 'networks' }));
   const netns = new NetnsManager(cfg.netnsDir, helper);

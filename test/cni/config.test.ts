@@ -112,7 +112,7 @@ describe('loadConfDir: bad files are reported with file and reason, and skipped'
     '05-dotdot.conf': { content: { cniVersion: '1.0.0', name: 'dotdot', type: '..' }, reason: /invalid plugin type "\.\."/ },
     '06-dotdot2.conflist': { content: list('dotdot2', { plugins: [{ type: '../bin/sh' }] }), reason: /invalid plugin type/ },
     '07-empty.conflist': { content: list('empty', { plugins: [] }), reason: /network "empty" has no plugins/ },
-    '08-version.conflist': { content: list('badversion', { cniVersion: '9.9.9' }), reason: /no supported CNI version.*9\.9\.9/ },
+    '08-version.conflist': { content: list('badversion', { cniVersion: 'v1' }), reason: /invalid "cniVersion" "v1"/ },
     '09-caps.conflist': {
       content: list('badcaps', { plugins: [{ type: 'portmap', capabilities: { portMappings: 'yes' } }] }),
       reason: /capability "portMappings" must be true or false/,
@@ -123,8 +123,8 @@ describe('loadConfDir: bad files are reported with file and reason, and skipped'
     },
     '11-notobject.conflist': { content: '[1,2,3]', reason: /must be a JSON object/ },
     '12-badname.conflist': { content: list('bad name!'), reason: /invalid network name/ },
-    '13-noversion.conflist': { content: { name: 'nover', plugins: [{ type: 'bridge' }] }, reason: /missing "cniVersion"/ },
-    '14-badbool.conflist': { content: list('badbool', { disableCheck: 'yes' }), reason: /"disableCheck" must be true or false/ },
+    '13-badversions.conflist': { content: list('badversions', { cniVersions: ['1.0.0', '1.0.f'] }), reason: /invalid "cniVersions" entry "1\.0\.f" at index 1/ },
+    '14-badbool.conflist': { content: list('badbool', { disableCheck: 'yes' }), reason: /invalid value "yes" for "disableCheck": must be true or false/ },
     '15-pluginsobj.conflist': { content: list('pluginsobj', { plugins: { type: 'bridge' } }), reason: /"plugins" must be a list/ },
   };
 
@@ -179,10 +179,11 @@ describe('loadConfDir: bad files are reported with file and reason, and skipped'
 });
 
 describe('versions and flags', () => {
-  it('cniVersions picks the highest supported version; cniVersion is kept as declared', () => {
-    const l = confListFromBytes(Buffer.from(JSON.stringify(list('vers', { cniVersion: '0.4.0', cniVersions: ['0.3.1', '1.1.0', '1.0.0', '2.0.0', 'garbage'] }))));
+  it('cniVersions picks the highest version not newer than ours, cniVersion counting as one more entry', () => {
+    const l = confListFromBytes(Buffer.from(JSON.stringify(list('vers', { cniVersion: '0.4.0', cniVersions: ['0.3.1', '1.1.0', '1.0.0', '2.0.0'] }))));
     expect(l.cniVersion).toBe('1.1.0');
-    expect(l.declaredVersion).toBe('0.4.0');
+    // libcni's CNIVersion is the selected one: it is what the plugins get.
+    expect(l.declaredVersion).toBe('1.1.0');
   });
 
   it('cniVersions alone is enough', () => {

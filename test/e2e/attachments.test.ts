@@ -328,6 +328,50 @@ describe('attachments (e2e)', () => {
     expect(await e.d.cacheEntries()).toEqual([]);
   });
 
+  it('reads NAD files as Multus reads NADs: no "name" in spec.config, several documents, a kubectl List, no spec (the conf-dir network)', async () => {
+    const e = await setup(async ({ nadDir, root, parent, cluster }) => {
+      // Multus's documented NAD: a single plugin config in a multi-line single-quoted YAML string, without "name".
+      const m = macvlanNet(root, 'm-net', parent);
+      delete m.config['name'];
+      const l = bridgeNet(root, 'l-net');
+      l.config['name'] = '';
+      const single = (cfg: Record<string, unknown>): string => `'${JSON.stringify(cfg, null, 2).split('\n').join('\n    ')}'`;
+      await writeFile(
+        join(nadDir, 'multus-shapes.yaml'),
+        [
+          `apiVersion: "k8s.cni.cncf.io/v1"\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: m-net\n  namespace: ${POD_NS}\nspec:\n  config: ${single(m.config)}\n`,
+          'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: unrelated\ndata:\n  k: v\n',
+          // No spec and no namespace: the conf-dir network of that name, in "default".
+          `apiVersion: "k8s.cni.cncf.io/v1"\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: ${cluster.name}\n`,
+        ].join('---\n'),
+      );
+      await writeFile(
+        join(nadDir, 'kubectl-get.yaml'),
+        toYaml({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: '' }, items: [nadObject('l-net', POD_NS, l.config)] }),
+      );
+      return [m.dataDir, l.dataDir];
+    });
+    const id = await e.d.rpc.run(
+      annotated({ [NETWORKS_ANNOTATION]: 'm-net, l-net@lnet0', [DEFAULT_NETWORK_ANNOTATION]: `default/${e.cluster.name}` }),
+    );
+    const ns = await e.d.rpc.netnsPath(id);
+    expect(await podLinks(ns)).toEqual(['eth0', 'lnet0', 'lo', 'net1']);
+    expect((await linkInfo(ns, 'net1'))?.kind).toBe('macvlan');
+    expect(inSubnet((await v4Addrs(ns, 'eth0'))[0] ?? '', e.cluster.subnet)).toBe(true);
+    const st = await networkStatusOf(e.d, id);
+    expect(st.map((s) => [s.name, s.interface])).toEqual([
+      [`default/${e.cluster.name}`, 'eth0'],
+      [`${POD_NS}/m-net`, 'net1'],
+      [`${POD_NS}/l-net`, 'lnet0'],
+    ]);
+    // The injected names are the CNI network names: the cache is keyed by them.
+    expect((await e.d.cacheEntries()).some((c) => c.startsWith('m-net-')) && (await e.d.cacheEntries()).some((c) => c.startsWith('l-net-'))).toBe(true);
+    await e.d.rpc.stop(id);
+    for (const dir of e.dataDirs) expect(await allocations(dir), dir).toEqual([]);
+    expect(await e.d.cacheEntries()).toEqual([]);
+    await e.d.rpc.remove(id);
+  });
+
   it('rolls back the first two attachments when the third fails (host-local range too small, /31)', async () => {
     const e = await setup(async ({ nadDir, root }) => {
       // A valid bridge whose host-local range has no allocatable address: ADD fails in IPAM.
