@@ -9,12 +9,15 @@ import {
   type sendUnaryData,
   type ServerUnaryCall,
   type ServerWritableStream,
+  type ServiceDefinition,
   type ServiceError,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { RuntimeServiceService } from '../gen/runtime/v1/api.js';
-import { CRIError, toCRIError, unimplemented } from './errors.js';
+import { CRIError, invalidArgument, toCRIError, unimplemented } from './errors.js';
+import { clip, MESSAGE_LIMIT, quote } from './quote.js';
+import { lostMapKey, type LostKey } from './wire-keys.js';
 import type { RuntimeInfoService } from './runtime-service.js';
 import type { CallContext, SandboxService } from './sandbox-service.js';
 
@@ -35,16 +38,53 @@ function statusName(code: status): string {
   return status[code] ?? String(code);
 }
 
-/** Fields worth a log line, pulled from whatever request shape the RPC has. */
+/** Fields worth a log line, pulled from whatever request shape the RPC has; each value bounded. */
 function requestFields(req: unknown): Record<string, unknown> {
   if (typeof req !== 'object' || req === null) return {};
   const r = req as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  if (typeof r['podSandboxId'] === 'string' && r['podSandboxId']) out['sandbox'] = r['podSandboxId'];
-  if (typeof r['runtimeHandler'] === 'string') out['handler'] = r['runtimeHandler'];
+  if (typeof r['podSandboxId'] === 'string' && r['podSandboxId']) out['sandbox'] = clip(r['podSandboxId']);
+  if (typeof r['runtimeHandler'] === 'string') out['handler'] = clip(r['runtimeHandler']);
   const config = r['config'] as { metadata?: { name?: string; namespace?: string } } | undefined;
-  if (config?.metadata) out['pod'] = `${config.metadata.namespace ?? ''}/${config.metadata.name ?? ''}`;
+  if (config?.metadata) out['pod'] = `${clip(config.metadata.namespace ?? '')}/${clip(config.metadata.name ?? '')}`;
   return out;
+}
+
+/** A request still in its wire form; the RPC wrapper decodes it (see rawRequests). */
+class RawRequest {
+  constructor(
+    readonly bytes: Buffer,
+    readonly decode: (b: Buffer) => unknown,
+  ) {}
+}
+
+/**
+ * The service definition with every request left as bytes. grpc-js would decode before any
+ * handler runs and answer a message that does not decode with INTERNAL, unlogged; decoded in
+ * `unary` instead, it is an INVALID_ARGUMENT naming the method, logged and counted like any RPC.
+ * Every service the server adds goes through this, so methods added later are covered too.
+ */
+export function rawRequests<S extends ServiceDefinition>(service: S): S {
+  const out: Record<string, unknown> = {};
+  for (const [key, def] of Object.entries(service)) {
+    out[key] = { ...def, requestDeserialize: (b: Buffer) => new RawRequest(b, def.requestDeserialize) };
+  }
+  return out as S;
+}
+
+/** The request message of a call, decoded from its bytes; INVALID_ARGUMENT when it does not decode. */
+function decodeRequest(rpc: string, path: string, request: unknown): unknown {
+  if (!(request instanceof RawRequest)) return request;
+  let decoded: unknown;
+  let lost: LostKey | undefined;
+  try {
+    decoded = request.decode(request.bytes);
+    lost = lostMapKey(path, request.bytes);
+  } catch (err) {
+    throw invalidArgument(`${rpc}: the request is not a valid protobuf message (${clip(err instanceof Error ? err.message : String(err))})`);
+  }
+  if (lost) throw invalidArgument(`${rpc}: ${lost.field} key ${quote(lost.key)} is not allowed (not a label or annotation key, and a JavaScript object cannot hold it)`);
+  return decoded;
 }
 
 type Handler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res> | Res;
@@ -62,9 +102,13 @@ function unary<Req, Res>(name: string, log: Logger, observe: RPCObserver | undef
     const deadline = call.getDeadline();
     const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : typeof deadline === 'number' && Number.isFinite(deadline) ? deadline - Date.now() : Infinity;
     const timer = Number.isFinite(ms) ? setTimeout(() => ac.abort(new Error('the client deadline passed')), Math.max(0, ms)) : undefined;
-    const fields = { rpc: name, requestId, ...requestFields(call.request) };
+    let fields: Record<string, unknown> = { rpc: name, requestId };
     Promise.resolve()
-      .then(() => fn(call.request, { signal: ac.signal }))
+      .then(() => {
+        const req = decodeRequest(name, call.getPath(), call.request) as Req;
+        fields = { ...fields, ...requestFields(req) };
+        return fn(req, { signal: ac.signal });
+      })
       .then(
         (res) => {
           const durationMs = performance.now() - started;
@@ -74,7 +118,9 @@ function unary<Req, Res>(name: string, log: Logger, observe: RPCObserver | undef
           callback(null, res);
         },
         (err: unknown) => {
-          const e = toCRIError(err);
+          const mapped = toCRIError(err);
+          // Plugin and library errors can quote whole configs or results: the status stays small.
+          const e = new CRIError(mapped.code, clip(mapped.message, MESSAGE_LIMIT));
           const durationMs = performance.now() - started;
           const level = e.code === status.INTERNAL || e.code === status.UNKNOWN ? 'error' : 'warn';
           log[level]({ ...fields, durationMs: Math.round(durationMs * 1000) / 1000, outcome: statusName(e.code), err: e.message }, name);
@@ -159,7 +205,7 @@ export class CRIServer {
   private readonly server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
 
   constructor(services: Services, log: Logger) {
-    this.server.addService(RuntimeServiceService, buildRuntimeService(services, log));
+    this.server.addService(rawRequests(RuntimeServiceService), buildRuntimeService(services, log));
   }
 
   async listen(socketPath: string): Promise<void> {
