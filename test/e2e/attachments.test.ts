@@ -574,7 +574,10 @@ describe('parseNetworksAnnotation', () => {
         defaultRoute: ['10.1.2.1'],
         portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }],
         bandwidth: { ingressRate: 1000 },
-        cniArgs: { foo: 'bar', n: '3' },
+        cniArgs: [
+          ['foo', 'bar'],
+          ['n', '3'],
+        ],
         timeoutMs: 5000,
         source: 'pods/a-net@macv1',
       },
@@ -630,7 +633,9 @@ describe('parseNetworksAnnotation', () => {
     expect(invalid(() => parseNetworksAnnotation(item({ portMappings: {} }), 'pods'))).toBe(`annotation ${NETWORKS_ANNOTATION}: "portMappings" of "a-net" must be a list`);
     expect(invalid(() => parseNetworksAnnotation(item({ bandwidth: [] }), 'pods'))).toBe(`annotation ${NETWORKS_ANNOTATION}: "bandwidth" of "a-net" must be an object`);
     expect(invalid(() => parseNetworksAnnotation(item({ 'cni-args': 'x=y' }), 'pods'))).toBe(`annotation ${NETWORKS_ANNOTATION}: "cni-args" of "a-net" must be an object`);
-    expect(invalid(() => parseNetworksAnnotation(item({ 'cni-args': { 'a=b': 'c' } }), 'pods'))).toMatch(/cni-args of "a-net": /);
+    expect(invalid(() => parseNetworksAnnotation(item({ 'cni-args': { 'a=b': 'c' } }), 'pods'))).toBe(
+      `annotation ${NETWORKS_ANNOTATION}: "cni-args.a=b" of "a-net" is not a CNI_ARGS pair (key: letters, digits, "_", "." or "-"; value: no ";", "=", NUL or line break, at most 4096 bytes)`,
+    );
     for (const timeout of ['soon', 0, -1, true, '0s']) {
       expect(invalid(() => parseNetworksAnnotation(item({ timeout }), 'pods')), String(timeout)).toBe(
         `annotation ${NETWORKS_ANNOTATION}: "timeout" of "a-net" must be a duration like "30s"`,
