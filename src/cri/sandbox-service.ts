@@ -37,6 +37,8 @@ import {
   type NADStore,
 } from './attachments.js';
 import { NetnsLedger, SandboxStore, StoreError, type AttachmentRecord, type IPRecord, type PluginTiming, type SandboxRecord } from './store.js';
+import { quote } from './quote.js';
+import { neverAdded, recordAddProgress } from './rollback.js';
 import { validatePodConfig, type ValidatedPod } from './validate.js';
 
 /** The time source, injected so tests can pin created_at. */
@@ -150,7 +152,7 @@ export class SandboxService {
   onPluginExec(ev: PluginExecEvent): void {
     const list = this.timings.get(ev.containerID);
     if (!list) return;
-    list.push({ network: ev.network, plugin: ev.plugin, verb: ev.verb, ms: Math.round(ev.durationMs * 1000) / 1000, ...(ev.error ? { error: ev.error.message } : {}) });
+    list.push({ network: ev.network, ifName: ev.ifName, plugin: ev.plugin, verb: ev.verb, ms: Math.round(ev.durationMs * 1000) / 1000, ...(ev.error ? { error: ev.error.message } : {}) });
   }
 
   // ---- RunPodSandbox ------------------------------------------------------------------------
@@ -268,6 +270,7 @@ export class SandboxService {
       await this.store.put(rec);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'pod network setup failed; cleaning up');
+      recordAddProgress(rec);
       await this.cleanupFailedCreate(rec, log);
       throw toCRIError(err, `failed to set up network for sandbox ${rec.id}`);
     } finally {
@@ -282,7 +285,7 @@ export class SandboxService {
    */
   private async cleanupFailedCreate(rec: SandboxRecord, log: Logger): Promise<void> {
     try {
-      await this.teardown(rec, true);
+      await this.teardown(rec);
       await this.store.delete(rec.id);
     } catch (err) {
       log.error({ err: (err as Error).message }, 'cleanup after failed setup did not finish; keeping the sandbox as notready');
@@ -347,7 +350,7 @@ export class SandboxService {
    * DEL every attachment (reverse order, cached config first), then remove the namespace. The
    * namespace may already be gone: DEL still runs with an empty CNI_NETNS so IPAM is released.
    */
-  private async teardown(rec: SandboxRecord, rollback = false): Promise<void> {
+  private async teardown(rec: SandboxRecord): Promise<void> {
     if (rec.hostNetwork) return;
     const signal = AbortSignal.timeout(this.cfg.cleanupTimeoutMs);
     const nsExists = rec.netnsPath !== '' && (await this.netns.exists(rec.netnsPath));
@@ -359,12 +362,11 @@ export class SandboxService {
           const rt = this.runtimeConf(rec, a, nsExists ? rec.netnsPath : '');
           await delAttachment(this.networks.cni, { list: attachmentList(rec, a), ifName: a.ifName }, rt, signal);
         } catch (err) {
-          // Rolling back a failed ADD: an attachment whose ADD never completed has no cache entry
-          // and nothing it could release; its DEL may fail for the very reason its ADD did (a
-          // range too small), and must not strand the namespace and record (Multus ignores these too).
+          // Only an attachment no plugin of which returned from ADD may fail its DEL and still be
+          // forgotten (rollback.ts); anything else keeps the sandbox until a DEL succeeds.
           const completed = await this.networks.cni.cache.get(a.network, rec.id, a.ifName).catch(() => undefined);
-          if (rollback && !completed) {
-            this.log.warn({ sandbox: rec.id, network: a.network, ifName: a.ifName, err: (err as Error).message }, 'ignoring DEL failure of an attachment whose ADD never completed');
+          if (neverAdded(a) && !completed) {
+            this.log.warn({ sandbox: rec.id, network: a.network, ifName: a.ifName, err: (err as Error).message }, 'ignoring DEL failure of an attachment no plugin of which returned from ADD');
             continue;
           }
           errors.push(err as Error);
@@ -479,7 +481,7 @@ export class SandboxService {
       // A present-but-empty state filter means READY (0): proto3 does not send the zero.
       if (f?.state && toState(rec) !== f.state.state) continue;
       const labels = (rec.config['labels'] ?? {}) as Record<string, string>;
-      if (f && Object.entries(f.labelSelector).some(([k, v]) => labels[k] !== v)) continue;
+      if (f && Object.entries(f.labelSelector).some(([k, v]) => !Object.hasOwn(labels, k) || labels[k] !== v)) continue;
       items.push({
         id: rec.id,
         metadata: { ...rec.metadata },
@@ -583,7 +585,7 @@ export class SandboxService {
   /** Full id or unique prefix. NOT_FOUND when required, else undefined (Stop/Remove are idempotent). */
   private lookup(idOrPrefix: string, required: boolean): SandboxRecord | undefined {
     if (!idOrPrefix) throw invalidArgument('pod_sandbox_id is required');
-    if (!/^[0-9a-f]{1,64}$/.test(idOrPrefix)) throw invalidArgument(`pod_sandbox_id "${idOrPrefix.slice(0, 80)}" is not a sandbox id (hex, up to 64 characters)`);
+    if (!/^[0-9a-f]{1,64}$/.test(idOrPrefix)) throw invalidArgument(`pod_sandbox_id ${quote(idOrPrefix)} is not a sandbox id (hex, up to 64 characters)`);
     let rec: SandboxRecord | undefined;
     try {
       rec = this.store.resolve(idOrPrefix);
