@@ -222,13 +222,14 @@ function readTimeout(r: ElementReader): number | undefined {
   if (t === undefined) return undefined;
   let ms = NaN;
   try {
-    ms = typeof t === 'number' ? Math.ceil(t * 1000) : typeof t === 'string' ? parseDuration(t, 'timeout') : NaN;
+    ms = typeof t === 'number' ? t * 1000 : typeof t === 'string' ? parseDuration(t, 'timeout') : NaN;
   } catch {
     ms = NaN;
   }
   if (!Number.isFinite(ms) || ms <= 0) throw r.fail('timeout', 'must be a duration like "30s"');
   if (ms < MIN_TIMEOUT_MS || ms > MAX_TIMEOUT_MS) throw r.fail('timeout', `must be from 1ms to 1h, not ${quote(t)}`);
-  return ms;
+  // Timers take whole milliseconds.
+  return Math.ceil(ms);
 }
 
 /** Gateways that parse, at most one per family, each of a family the element's ips have (if any). */

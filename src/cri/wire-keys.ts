@@ -16,7 +16,8 @@ let root: protobuf.Root | undefined;
 
 function schema(): protobuf.Root {
   if (!root) {
-    root = protobuf.loadSync(PROTO_FILE);
+    // keepCase: refusals name fields as the proto does (label_selector), like every other check.
+    root = new protobuf.Root().loadSync(PROTO_FILE, { keepCase: true });
     root.resolveAll();
   }
   return root;

@@ -153,6 +153,7 @@ describe('the networks annotation, field by field', () => {
     expect(bad({ timeout: 5_000_000 })).toBe(`${prefix}"timeout" of "a-net" must be from 1ms to 1h, not 5000000`);
     expect(bad({ timeout: '2h' })).toContain('must be from 1ms to 1h');
     expect(bad({ timeout: 1e308 })).toContain('"timeout"');
+    expect(bad({ timeout: 0.0000001 })).toContain('must be from 1ms to 1h');
     expect(parseNetworksAnnotation(item({ timeout: 0.0015 }), 'pods')[0]?.timeoutMs).toBe(2);
     expect(parseNetworksAnnotation(item({ timeout: '1h' }), 'pods')[0]?.timeoutMs).toBe(3_600_000);
   });
