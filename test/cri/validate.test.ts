@@ -1,26 +1,15 @@
 // Input checks that need no daemon: the bounded quote, quantities, the pod config's fields, and
 // the networks annotation's JSON form field by field.
-import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { NETWORKS_ANNOTATION, parseNetworksAnnotation } from '../../src/cri/attachments.js';
 import { parseConfig } from '../../src/cri/config.js';
-import { CRIError } from '../../src/cri/errors.js';
 import { parseQuantity } from '../../src/cri/quantity.js';
 import { clip, quote, QUOTE_LIMIT } from '../../src/cri/quote.js';
 import { ipFamily, toBandwidth, validatePodConfig } from '../../src/cri/validate.js';
 import { NamespaceMode, PodSandboxConfig, type DeepPartial } from '../../src/gen/runtime/v1/api.js';
+import { invalidArgumentMessage } from '../helpers/refusal.js';
 
-/** The INVALID_ARGUMENT message fn throws. */
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CRIError);
-    expect((err as CRIError).code).toBe(status.INVALID_ARGUMENT);
-    return (err as CRIError).message;
-  }
-  throw new Error('expected INVALID_ARGUMENT, but nothing was thrown');
-}
+const refusal = invalidArgumentMessage;
 
 function pod(overrides: DeepPartial<PodSandboxConfig> = {}): PodSandboxConfig {
   const { metadata, ...rest } = overrides;

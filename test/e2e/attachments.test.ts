@@ -18,7 +18,6 @@ import {
   parseDefaultNetwork,
   parseNetworksAnnotation,
 } from '../../src/cri/attachments.js';
-import { CRIError } from '../../src/cri/errors.js';
 import {
   createdBridges,
   createdRoots,
@@ -37,6 +36,7 @@ import {
   type TestSubnet,
 } from './harness.js';
 import { createParentLink, delHostLink, ipAddrsIn, linkExists, linkInfo, nsExec, randomHex } from '../helpers/env.js';
+import { invalidArgumentMessage } from '../helpers/refusal.js';
 
 /** The pods' namespace (podConfig's default): the default namespace of every reference. */
 const POD_NS = 'e2e';
@@ -523,16 +523,7 @@ async function defaultRoutes(ns: string): Promise<Array<{ gateway: string; dev: 
 
 // ---- unit: the annotation parsers ---------------------------------------------------------------
 
-function invalid(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CRIError);
-    expect((err as CRIError).code).toBe(status.INVALID_ARGUMENT);
-    return (err as CRIError).message;
-  }
-  throw new Error('expected INVALID_ARGUMENT, but nothing was thrown');
-}
+const invalid = invalidArgumentMessage;
 
 describe('parseNetworksAnnotation', () => {
   it('parses the short form, defaulting the namespace to the pod\'s', () => {
