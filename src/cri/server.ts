@@ -64,7 +64,7 @@ class RawRequest {
  * `unary` instead, it is an INVALID_ARGUMENT naming the method, logged and counted like any RPC.
  * Every service the server adds goes through this, so methods added later are covered too.
  */
-export function rawRequests<S extends ServiceDefinition>(service: S): S {
+function rawRequests<S extends ServiceDefinition>(service: S): S {
   const out: Record<string, unknown> = {};
   for (const [key, def] of Object.entries(service)) {
     out[key] = { ...def, requestDeserialize: (b: Buffer) => new RawRequest(b, def.requestDeserialize) };
@@ -205,7 +205,12 @@ export class CRIServer {
   private readonly server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
 
   constructor(services: Services, log: Logger) {
-    this.server.addService(rawRequests(RuntimeServiceService), buildRuntimeService(services, log));
+    this.serve(RuntimeServiceService, buildRuntimeService(services, log));
+  }
+
+  /** Every service is added through here: its requests reach `unary` as bytes (rawRequests). */
+  private serve(service: ServiceDefinition, impl: UntypedServiceImplementation): void {
+    this.server.addService(rawRequests(service), impl);
   }
 
   async listen(socketPath: string): Promise<void> {
