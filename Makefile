@@ -58,7 +58,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib/podnet $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/podnet/attachments.d $(DESTDIR)/etc/systemd/system $(DESTDIR)$(PREFIX)/share/doc/podnet
-	cp -r dist package.json package-lock.json bin $(DESTDIR)$(PREFIX)/lib/podnet/
+	cp -r dist proto package.json package-lock.json bin $(DESTDIR)$(PREFIX)/lib/podnet/
 	cd $(DESTDIR)$(PREFIX)/lib/podnet && $(NPM) ci --omit=dev --no-audit --no-fund >/dev/null
 	ln -sf $(PREFIX)/lib/podnet/bin/podnetd $(DESTDIR)$(PREFIX)/bin/podnetd
 	ln -sf $(PREFIX)/lib/podnet/bin/podnet $(DESTDIR)$(PREFIX)/bin/podnet

@@ -8,6 +8,7 @@ import { errorMessage } from '../cni/errors.js';
 import { isObject } from '../cni/json.js';
 import { delAttachment } from '../cni/networks.js';
 import { NetnsManager, nsfsMounts } from '../netns/netns.js';
+import { clip } from '../cri/quote.js';
 import { NetnsLedger, SandboxStore } from '../cri/store.js';
 
 export interface DoctorOptions {
@@ -22,9 +23,10 @@ export interface DoctorOptions {
  * netns: a namespace of ours no sandbox owns. cache: a result cache entry of no sandbox whose
  * namespace is gone. ipam: a host-local allocation with neither. link: a veth on one of the conf
  * dir's bridges with no pod behind it. bridge: such a bridge with no ports and nobody using it
- * (informational only: see Leak.informational).
+ * (informational only: see Leak.informational). teardown: a sandbox whose DEL failed and that
+ * podnetd keeps, and retries, until a DEL succeeds (informational: the daemon owns the retry).
  */
-export type LeakKind = 'netns' | 'cache' | 'ipam' | 'link' | 'bridge';
+export type LeakKind = 'netns' | 'cache' | 'ipam' | 'link' | 'bridge' | 'teardown';
 
 export interface Leak {
   kind: LeakKind;
@@ -241,6 +243,16 @@ export async function findLeaks(o: DoctorOptions): Promise<Leak[]> {
   const netns = new NetnsManager(o.netnsDir);
   const { lists } = await loadConfDir(o.confDir);
   const leaks: Leak[] = [];
+  for (const r of records) {
+    if (!r.lastError) continue;
+    leaks.push({
+      kind: 'teardown',
+      path: r.id,
+      containerID: r.id,
+      informational: true,
+      detail: `${r.metadata.namespace}/${r.metadata.name}: DEL failed (${clip(r.lastError, 256)}); podnetd keeps the sandbox ${r.phase} and retries on Stop, Remove and GC`,
+    });
+  }
   for (const path of await new NetnsLedger(o.stateDir).list()) {
     if (!owned.has(path)) leaks.push({ kind: 'netns', path, containerID: '', detail: 'network namespace of ours that no sandbox owns' });
   }

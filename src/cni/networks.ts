@@ -123,7 +123,8 @@ async function exists(path: string): Promise<boolean> {
 
 /** Folds per-attachment results into the per-interface view the CRI layer needs. */
 export function summarize(results: SetupResult['results']): SetupResult {
-  const out: SetupResult = { interfaces: {}, dns: [], routes: [], results };
+  // No prototype: an interface the pod asked to call "constructor" or "toString" is just a name.
+  const out: SetupResult = { interfaces: Object.create(null) as SetupResult['interfaces'], dns: [], routes: [], results };
   for (const { result } of results) {
     const ifaces = result.interfaces ?? [];
     for (const iface of ifaces) {

@@ -3,11 +3,15 @@ import { extname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { confListFromBytes, confListFromConfBytes, type NetworkConfigList } from '../cni/config.js';
 import { errorMessage } from '../cni/errors.js';
-import { isObject, isStringArray } from '../cni/json.js';
+import { isObject, isStringArray, type JSONObject, type JSONValue } from '../cni/json.js';
+import type { BandWidth, PortMapping } from '../cni/networks.js';
 import { validateCniArg } from '../cni/runtime-conf.js';
 import { parseDuration } from './config.js';
 import { dirSignature } from './dir-signature.js';
-import { invalidArgument } from './errors.js';
+import { invalidArgument, type CRIError } from './errors.js';
+import { MAX_BANDWIDTH, MIN_BANDWIDTH } from './quantity.js';
+import { clip, quote } from './quote.js';
+import { ipFamily } from './validate.js';
 import type { AttachmentRecord } from './store.js';
 
 /** Multus's pod annotations. */
@@ -22,9 +26,10 @@ export interface NetworkSelection {
   ips?: string[];
   mac?: string;
   defaultRoute?: string[];
-  portMappings?: unknown[];
-  bandwidth?: Record<string, unknown>;
-  cniArgs?: Record<string, string>;
+  portMappings?: PortMapping[];
+  bandwidth?: BandWidth;
+  /** CNI_ARGS pairs, in the order written. */
+  cniArgs?: Array<[string, string]>;
   timeoutMs?: number;
   /** How the user wrote it, for error messages and network-status. */
   source: string;
@@ -42,23 +47,36 @@ export interface NAD {
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const IFNAME_RE = /^[^/\s:]{1,15}$/;
 const MAX_ITEMS = 32;
+/** Bounds on the whole annotation: a pod cannot make us parse or store megabytes of it. */
+const MAX_ANNOTATION_BYTES = 64 * 1024;
+/** list → element → portMappings → mapping is the deepest the form goes. */
+const MAX_JSON_DEPTH = 4;
+const MAX_LIST = 64;
+const MAX_CNI_ARGS = 64;
+const MIN_TIMEOUT_MS = 1;
+const MAX_TIMEOUT_MS = 3_600_000;
+const PROTOCOLS: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp']);
+const BANDWIDTH_RATES = ['ingressRate', 'egressRate'] as const;
+const BANDWIDTH_BURSTS = ['ingressBurst', 'egressBurst'] as const;
+
+function refuse(msg: string, annotation = NETWORKS_ANNOTATION): CRIError {
+  return invalidArgument(`annotation ${annotation}: ${msg}`);
+}
 
 function checkLabel(kind: string, v: string, item: string, annotation = NETWORKS_ANNOTATION): void {
-  if (v.length > 63 || !DNS1123_LABEL.test(v)) {
-    throw invalidArgument(`annotation ${annotation}: ${kind} "${v}" in "${item}" is not a DNS-1123 label`);
-  }
+  if (v.length > 63 || !DNS1123_LABEL.test(v)) throw refuse(`${kind} ${quote(v)} in ${quote(item)} is not a DNS-1123 label`, annotation);
 }
 
 function checkIfName(v: string, item: string, annotation = NETWORKS_ANNOTATION): void {
   if (!IFNAME_RE.test(v) || v === '.' || v === '..') {
-    throw invalidArgument(`annotation ${annotation}: interface "${v}" in "${item}" must be 1-15 characters without "/", ":" or spaces`);
+    throw refuse(`interface ${quote(v)} in ${quote(item)} must be 1-15 characters without "/", ":" or spaces`, annotation);
   }
 }
 
 /** `[namespace/]name[@ifname]` */
 function parseShort(item: string, podNamespace: string, annotation = NETWORKS_ANNOTATION): NetworkSelection {
   const m = /^(?:([^/@]+)\/)?([^/@]+)(?:@(.+))?$/.exec(item);
-  if (!m) throw invalidArgument(`annotation ${annotation}: "${item}" is not of the form [namespace/]name[@interface]`);
+  if (!m) throw refuse(`${quote(item)} is not of the form [namespace/]name[@interface]`, annotation);
   const namespace = m[1] ?? podNamespace;
   checkLabel('namespace', namespace, item, annotation);
   checkLabel('name', m[2]!, item, annotation);
@@ -66,101 +84,237 @@ function parseShort(item: string, podNamespace: string, annotation = NETWORKS_AN
   return { name: m[2]!, namespace, ...(m[3] !== undefined ? { interface: m[3] } : {}), source: item };
 }
 
-function optStrings(o: Record<string, unknown>, key: string, item: string): string[] | undefined {
-  const v = o[key];
+/**
+ * How deep the JSON text nests, counted without parsing it: a list nested 50,000 deep must be
+ * refused before JSON.parse, a record write or a plugin ever recurses through it.
+ */
+function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
+/** One element's fields, read with its name in every refusal. */
+class ElementReader {
+  constructor(
+    private readonly o: JSONObject,
+    readonly label: string,
+  ) {}
+
+  private bad(field: string, what: string): CRIError {
+    return refuse(`${quote(field)} of ${quote(this.label)} ${what}`);
+  }
+
+  has(key: string): boolean {
+    return Object.hasOwn(this.o, key);
+  }
+
+  get(key: string): JSONValue | undefined {
+    return this.has(key) ? this.o[key] : undefined;
+  }
+
+  string(key: string): string | undefined {
+    const v = this.get(key);
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string') throw this.bad(key, 'must be a string');
+    return v;
+  }
+
+  strings(key: string): string[] | undefined {
+    const v = this.get(key);
+    if (v === undefined) return undefined;
+    if (!isStringArray(v)) throw this.bad(key, 'must be a list of strings');
+    if (v.length > MAX_LIST) throw this.bad(key, `has more than ${MAX_LIST} entries`);
+    return v;
+  }
+
+  object(key: string): JSONObject | undefined {
+    const v = this.get(key);
+    if (v === undefined) return undefined;
+    if (!isObject(v)) throw this.bad(key, 'must be an object');
+    return v;
+  }
+
+  /** An IP (cidr: "IP/prefix" allowed) at key[i]. */
+  ip(key: string, i: number, v: string, cidr: boolean): 4 | 6 {
+    const family = ipFamily(v, cidr);
+    if (!family) throw this.bad(`${key}[${i}]`, `${quote(v)} is not an IP address${cidr ? ' or IP/prefix' : ''}`);
+    return family;
+  }
+
+  /** A whole number within [min, max] at field. */
+  int(field: string, v: JSONValue | undefined, min: number, max: number): number {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw this.bad(field, `must be an integer ${min}-${max}, not ${quote(v)}`);
+    return v;
+  }
+
+  fail(field: string, what: string): CRIError {
+    return this.bad(field, what);
+  }
+}
+
+function readPortMappings(r: ElementReader): PortMapping[] | undefined {
+  const v = r.get('portMappings');
   if (v === undefined) return undefined;
-  if (!isStringArray(v)) throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: "${key}" of "${item}" must be a list of strings`);
-  return v;
+  if (!Array.isArray(v)) throw r.fail('portMappings', 'must be a list');
+  if (v.length > MAX_LIST) throw r.fail('portMappings', `has more than ${MAX_LIST} entries`);
+  return v.map((raw, i) => {
+    const f = `portMappings[${i}]`;
+    if (!isObject(raw)) throw r.fail(f, 'must be an object');
+    const m = new ElementReader(raw, r.label);
+    const hostPort = r.int(`${f}.hostPort`, m.get('hostPort'), 1, 65535);
+    const containerPort = r.int(`${f}.containerPort`, m.get('containerPort'), 1, 65535);
+    const proto = m.get('protocol') ?? 'tcp';
+    const protocol = typeof proto === 'string' ? proto.toLowerCase() : '';
+    if (!PROTOCOLS.has(protocol)) throw r.fail(`${f}.protocol`, `must be "tcp", "udp" or "sctp", not ${quote(proto)}`);
+    const hostIP = m.get('hostIP');
+    if (hostIP !== undefined && (typeof hostIP !== 'string' || (hostIP !== '' && !ipFamily(hostIP, false)))) throw r.fail(`${f}.hostIP`, `${quote(hostIP)} is not an IP address`);
+    return { hostPort, containerPort, protocol, ...(hostIP ? { hostIP } : {}) };
+  });
+}
+
+function readBandwidth(r: ElementReader): BandWidth | undefined {
+  const bw = r.object('bandwidth');
+  if (!bw) return undefined;
+  const b = new ElementReader(bw, r.label);
+  const out: BandWidth = {};
+  for (const k of Object.keys(bw)) {
+    if (!(BANDWIDTH_RATES as readonly string[]).includes(k) && !(BANDWIDTH_BURSTS as readonly string[]).includes(k)) {
+      throw r.fail(`bandwidth.${clip(k)}`, 'is not one of ingressRate, ingressBurst, egressRate, egressBurst');
+    }
+  }
+  for (const k of BANDWIDTH_RATES) if (b.has(k)) out[k] = r.int(`bandwidth.${k}`, b.get(k), MIN_BANDWIDTH, MAX_BANDWIDTH);
+  for (const k of BANDWIDTH_BURSTS) if (b.has(k)) out[k] = r.int(`bandwidth.${k}`, b.get(k), 1, MAX_BANDWIDTH);
+  return out;
+}
+
+/** A flat object of string, number or boolean values, each a safe CNI_ARGS pair. */
+function readCniArgs(r: ElementReader): Array<[string, string]> | undefined {
+  const args = r.object('cni-args');
+  if (!args) return undefined;
+  const entries = Object.entries(args);
+  if (entries.length > MAX_CNI_ARGS) throw r.fail('cni-args', `has more than ${MAX_CNI_ARGS} entries`);
+  return entries.map(([k, v]) => {
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw r.fail(`cni-args.${clip(k)}`, 'must be a string, number or boolean');
+    const s = String(v);
+    try {
+      validateCniArg(k, s);
+    } catch {
+      throw r.fail(`cni-args.${clip(k)}`, `is not a CNI_ARGS pair (key: letters, digits, "_", "." or "-"; value: no ";", "=", NUL or line break, at most 4096 bytes)`);
+    }
+    return [k, s];
+  });
+}
+
+/** Seconds as a number, or a duration string ("30s"), within 1 ms–1 h; whole milliseconds. */
+function readTimeout(r: ElementReader): number | undefined {
+  const t = r.get('timeout');
+  if (t === undefined) return undefined;
+  let ms = NaN;
+  try {
+    ms = typeof t === 'number' ? t * 1000 : typeof t === 'string' ? parseDuration(t, 'timeout') : NaN;
+  } catch {
+    ms = NaN;
+  }
+  if (!Number.isFinite(ms) || ms <= 0) throw r.fail('timeout', 'must be a duration like "30s"');
+  if (ms < MIN_TIMEOUT_MS || ms > MAX_TIMEOUT_MS) throw r.fail('timeout', `must be from 1ms to 1h, not ${quote(t)}`);
+  // Timers take whole milliseconds.
+  return Math.ceil(ms);
+}
+
+/** Gateways that parse, at most one per family, each of a family the element's ips have (if any). */
+function readDefaultRoute(r: ElementReader, ips: string[] | undefined): string[] | undefined {
+  const dr = r.strings('default-route');
+  if (!dr) return undefined;
+  const families = new Set(ips?.map((ip, i) => r.ip('ips', i, ip, true)));
+  const seen = new Set<number>();
+  dr.forEach((gw, i) => {
+    const family = r.ip('default-route', i, gw, false);
+    if (seen.has(family)) throw r.fail(`default-route[${i}]`, `is a second IPv${family} gateway`);
+    seen.add(family);
+    if (families.size > 0 && !families.has(family)) throw r.fail(`default-route[${i}]`, `${quote(gw)} is IPv${family} but no address in "ips" is`);
+  });
+  return dr;
 }
 
 function parseJSONItem(raw: unknown, i: number, podNamespace: string): NetworkSelection {
-  if (!isObject(raw)) throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: item ${i} must be an object`);
-  const name = raw['name'];
-  const label = typeof name === 'string' ? name : `item ${i}`;
-  if (typeof name !== 'string') throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: item ${i} has no "name"`);
+  if (!isObject(raw)) throw refuse(`item ${i} must be an object`);
+  const name = Object.hasOwn(raw, 'name') ? raw['name'] : undefined;
+  if (typeof name !== 'string') throw refuse(`item ${i} has no "name"`);
+  const label = name;
   checkLabel('name', name, label);
-  const namespace = raw['namespace'] === undefined ? podNamespace : raw['namespace'];
-  if (typeof namespace !== 'string') throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: "namespace" of "${label}" must be a string`);
+  const r = new ElementReader(raw, label);
+  const namespace = r.string('namespace') ?? podNamespace;
   checkLabel('namespace', namespace, label);
   const sel: NetworkSelection = { name, namespace, source: `${namespace}/${name}` };
-  const iface = raw['interface'];
+  const iface = r.string('interface');
   if (iface !== undefined) {
-    if (typeof iface !== 'string') throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: "interface" of "${label}" must be a string`);
     checkIfName(iface, label);
     sel.interface = iface;
     sel.source += `@${iface}`;
   }
-  const ips = optStrings(raw, 'ips', label);
-  if (ips) sel.ips = ips;
-  const mac = raw['mac'];
+  const ips = r.strings('ips');
+  if (ips) {
+    ips.forEach((ip, j) => r.ip('ips', j, ip, true));
+    sel.ips = ips;
+  }
+  const mac = r.get('mac');
   if (mac !== undefined) {
-    if (typeof mac !== 'string' || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac)) throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: "mac" of "${label}" is not a MAC address`);
+    if (typeof mac !== 'string' || !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(mac)) throw r.fail('mac', 'is not a MAC address');
     sel.mac = mac;
   }
-  const dr = optStrings(raw, 'default-route', label);
+  const dr = readDefaultRoute(r, ips);
   if (dr) sel.defaultRoute = dr;
-  const pm = raw['portMappings'];
-  if (pm !== undefined) {
-    if (!Array.isArray(pm)) throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: "portMappings" of "${label}" must be a list`);
-    sel.portMappings = pm;
-  }
-  const bw = raw['bandwidth'];
-  if (bw !== undefined) {
-    if (!isObject(bw)) throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: "bandwidth" of "${label}" must be an object`);
-    sel.bandwidth = bw;
-  }
-  const args = raw['cni-args'];
-  if (args !== undefined) {
-    if (!isObject(args)) throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: "cni-args" of "${label}" must be an object`);
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(args)) {
-      const s = typeof v === 'string' ? v : JSON.stringify(v);
-      try {
-        validateCniArg(k, s);
-      } catch (err) {
-        throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: cni-args of "${label}": ${errorMessage(err)}`);
-      }
-      out[k] = s;
-    }
-    sel.cniArgs = out;
-  }
-  const timeout = raw['timeout'];
-  if (timeout !== undefined) {
-    try {
-      sel.timeoutMs = typeof timeout === 'number' ? timeout * 1000 : typeof timeout === 'string' ? parseDuration(timeout, 'timeout') : NaN;
-    } catch {
-      sel.timeoutMs = NaN;
-    }
-    if (!Number.isFinite(sel.timeoutMs) || sel.timeoutMs! <= 0) throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: "timeout" of "${label}" must be a duration like "30s"`);
-  }
+  const pm = readPortMappings(r);
+  if (pm) sel.portMappings = pm;
+  const bw = readBandwidth(r);
+  if (bw) sel.bandwidth = bw;
+  const args = readCniArgs(r);
+  if (args) sel.cniArgs = args;
+  const timeoutMs = readTimeout(r);
+  if (timeoutMs !== undefined) sel.timeoutMs = timeoutMs;
   return sel;
 }
 
-/** Parses the networks annotation in Multus's short or JSON-list form. */
+/** Parses the networks annotation in Multus's short or JSON-list form, every field checked. */
 export function parseNetworksAnnotation(value: string, podNamespace: string): NetworkSelection[] {
   const text = value.trim();
   if (text === '') return [];
+  if (Buffer.byteLength(text) > MAX_ANNOTATION_BYTES) throw refuse(`is larger than ${MAX_ANNOTATION_BYTES} bytes`);
   let items: NetworkSelection[];
   if (text.startsWith('[') || text.startsWith('{')) {
+    if (jsonDepth(text) > MAX_JSON_DEPTH) throw refuse(`the JSON form nests deeper than ${MAX_JSON_DEPTH} levels`);
     let raw: unknown;
     try {
       raw = JSON.parse(text) as unknown;
     } catch (err) {
-      throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: invalid JSON: ${errorMessage(err)}`);
+      throw refuse(`invalid JSON: ${clip(errorMessage(err))}`);
     }
-    if (!Array.isArray(raw)) throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: the JSON form must be a list`);
+    if (!Array.isArray(raw)) throw refuse('the JSON form must be a list');
+    if (raw.length > MAX_ITEMS) throw refuse(`more than ${MAX_ITEMS} networks`);
     items = raw.map((r, i) => parseJSONItem(r, i, podNamespace));
   } else {
-    items = text.split(',').map((s) => s.trim()).filter(Boolean).map((s) => parseShort(s, podNamespace));
+    const parts = text.split(',').map((s) => s.trim()).filter(Boolean);
+    if (parts.length > MAX_ITEMS) throw refuse(`more than ${MAX_ITEMS} networks`);
+    items = parts.map((s) => parseShort(s, podNamespace));
   }
-  if (items.length > MAX_ITEMS) throw invalidArgument(`annotation ${NETWORKS_ANNOTATION}: more than ${MAX_ITEMS} networks`);
   return items;
 }
 
 /** `[namespace/]name` of the default-network annotation. */
 export function parseDefaultNetwork(value: string, podNamespace: string): NetworkSelection {
   const sel = parseShort(value.trim(), podNamespace, DEFAULT_NETWORK_ANNOTATION);
-  if (sel.interface) throw invalidArgument(`annotation ${DEFAULT_NETWORK_ANNOTATION}: "${value}" must not name an interface (it is eth0)`);
+  if (sel.interface) throw refuse(`${quote(value)} must not name an interface (it is eth0)`, DEFAULT_NETWORK_ANNOTATION);
   return sel;
 }
 
@@ -361,7 +515,7 @@ export function resolveAttachments(
       secondary: true,
       ref: `${sel.namespace}/${sel.name}`,
       ...(Object.keys(caps).length ? { capabilityArgs: caps } : {}),
-      ...(sel.cniArgs ? { cniArgs: Object.entries(sel.cniArgs) } : {}),
+      ...(sel.cniArgs ? { cniArgs: sel.cniArgs } : {}),
       ...(sel.timeoutMs ? { timeoutMs: sel.timeoutMs } : {}),
       ...(sel.defaultRoute ? { defaultRoute: sel.defaultRoute } : {}),
     });

@@ -48,6 +48,14 @@ export interface DaemonConfig {
   runtimes: Record<string, RuntimeHandlerConfig>;
 }
 
+/**
+ * Handler name → its config, with no prototype: a pod's runtime_handler is looked up here, and a
+ * handler called "constructor" or "__proto__" must be just a name (declared or not).
+ */
+function handlerTable(from: Record<string, RuntimeHandlerConfig> = {}): Record<string, RuntimeHandlerConfig> {
+  return Object.assign(Object.create(null) as Record<string, RuntimeHandlerConfig>, from);
+}
+
 export function defaultConfig(): DaemonConfig {
   return {
     socket: '/run/podnet/podnet.sock',
@@ -73,7 +81,7 @@ export function defaultConfig(): DaemonConfig {
       setupSerially: false,
       pluginTimeoutMs: 60_000,
     },
-    runtimes: {},
+    runtimes: handlerTable(),
   };
 }
 
@@ -190,6 +198,8 @@ export function parseConfig(text: string, base: DaemonConfig = defaultConfig()):
     throw new ConfigFileError(`invalid TOML: ${(err as Error).message}`);
   }
   const cfg: DaemonConfig = structuredClone(base);
+  // structuredClone gives the table a prototype again.
+  cfg.runtimes = handlerTable(cfg.runtimes);
   const top = new TableReader(doc, '');
   top.str('socket', (v) => (cfg.socket = v));
   top.str('state_dir', (v) => (cfg.stateDir = v));

@@ -7,7 +7,7 @@ import type { DaemonConfig } from './config.js';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NADStore } from './attachments.js';
-import { collectGarbage, type GCReport } from './gc.js';
+import { collectGarbage, retryFailedTeardowns, type GCReport } from './gc.js';
 import { Metrics } from './metrics.js';
 import { NetworkManager } from './network-manager.js';
 import { RuntimeInfoService } from './runtime-service.js';
@@ -111,8 +111,8 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
   const gcLog = log.child({ component: 'gc' });
   let gcRunning: Promise<GCReport> | undefined;
   const gc = (): Promise<GCReport> => {
-    gcRunning ??= svc
-      .exclusively(() => collectGarbage(cni, networks, svc, gcLog))
+    gcRunning ??= retryFailedTeardowns(svc, gcLog)
+      .then(() => svc.exclusively(() => collectGarbage(cni, networks, svc, gcLog)))
       .then((r) => {
         metrics.gcRemoved.inc({ kind: 'cache_entry' }, r.staleAttachments);
         return r;

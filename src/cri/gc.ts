@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { confListFromConfBytes } from '../cni/config.js';
+import { confListFromBytes, confListFromConfBytes, type NetworkConfigList } from '../cni/config.js';
 import { errorMessage } from '../cni/errors.js';
 import { delAttachment } from '../cni/networks.js';
 import { runtimeConfFromCache, type CNIConfig } from '../cni/cni.js';
@@ -43,20 +43,58 @@ export async function collectGarbage(cni: CNIConfig, networks: NetworkManager, s
   }
   const inValid = new Set(valid.map((v) => `${v.containerID}\0${v.ifname}`));
   for (const a of sandboxes.validAttachments()) if (!inValid.has(`${a.containerID}\0${a.ifname}`)) valid.push(a);
-  const seen = new Set<string>();
-  for (const nets of networks.allNetworks()) {
-    for (const { list } of nets.attachments) {
-      if (seen.has(list.name)) continue;
-      seen.add(list.name);
-      if (list.disableGC || list.cniVersion !== '1.1.0') continue;
-      try {
-        await cni.gcNetworkList(list, { validAttachments: valid }, { signal: AbortSignal.timeout(60_000) });
-        report.networks++;
-      } catch (err) {
-        report.errors.push(`GC of network ${list.name}: ${errorMessage(err)}`);
-      }
+  for (const list of gcNetworks(networks, sandboxes, entries)) {
+    if (list.disableGC || list.cniVersion !== '1.1.0') continue;
+    try {
+      await cni.gcNetworkList(list, { validAttachments: valid }, { signal: AbortSignal.timeout(60_000) });
+      report.networks++;
+    } catch (err) {
+      report.errors.push(`GC of network ${list.name}: ${errorMessage(err)}`);
     }
   }
   log.info(report, 'cni garbage collection done');
   return report;
+}
+
+/**
+ * Every network that may hold something, once by name: the conf dirs' networks, then those the
+ * sandboxes' attachments were added with (NAD networks included, from the bytes in the record),
+ * then those of cache entries.
+ */
+function gcNetworks(networks: NetworkManager, sandboxes: SandboxService, entries: ReadonlyArray<{ networkName: string; config: Buffer }>): NetworkConfigList[] {
+  const byName = new Map<string, NetworkConfigList>();
+  const add = (name: string, load: () => NetworkConfigList): void => {
+    if (byName.has(name)) return;
+    try {
+      byName.set(name, load());
+    } catch {
+      // An unreadable config has nothing to GC with.
+    }
+  };
+  for (const nets of networks.allNetworks()) for (const { list } of nets.attachments) add(list.name, () => list);
+  for (const rec of sandboxes.records()) {
+    for (const a of rec.attachments) add(a.network, () => confListFromBytes(Buffer.from(a.config, 'base64'), `sandbox:${rec.id}/${a.ifName}`));
+  }
+  for (const e of entries) add(e.networkName, () => confListFromConfBytes(e.config, `cache:${e.networkName}`));
+  return [...byName.values()];
+}
+
+/**
+ * Sandboxes whose teardown failed (a Stop, or the rollback of a failed RunPodSandbox) get their
+ * teardown again, as a Stop would, so an IP is released once whatever broke the DEL is fixed. Runs
+ * before GC proper: it takes the ADD/DEL lock that GC holds exclusively.
+ */
+export async function retryFailedTeardowns(sandboxes: SandboxService, log: Logger): Promise<number> {
+  let done = 0;
+  for (const rec of sandboxes.records()) {
+    if (rec.phase !== 'notready' || !rec.lastError) continue;
+    try {
+      await sandboxes.stopPodSandbox({ podSandboxId: rec.id }, { signal: AbortSignal.timeout(60_000) });
+      done++;
+      log.info({ sandbox: rec.id }, 'retried a failed teardown: done');
+    } catch (err) {
+      log.warn({ sandbox: rec.id, err: errorMessage(err) }, 'retried a failed teardown: still failing; will retry');
+    }
+  }
+  return done;
 }

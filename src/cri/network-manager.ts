@@ -9,6 +9,7 @@ import { Networks } from '../cni/networks.js';
 import type { DaemonConfig } from './config.js';
 import { dirSignature } from './dir-signature.js';
 import { invalidArgument } from './errors.js';
+import { quote } from './quote.js';
 
 /**
  * inode and mtime of each plugin dir: adding, removing or renaming an entry changes the dir's
@@ -110,8 +111,8 @@ export class NetworkManager {
 
   /** The networks for a runtime handler: its own conf dir if it has one, else the default. */
   forHandler(handler: string): Networks {
-    if (handler !== '' && handler !== this.cfg.defaultRuntimeHandler && !(handler in this.cfg.runtimes)) {
-      throw invalidArgument(`runtime handler "${handler}" is not declared; declared handlers: ${this.declaredHandlers().join(', ')}`);
+    if (handler !== '' && handler !== this.cfg.defaultRuntimeHandler && !Object.hasOwn(this.cfg.runtimes, handler)) {
+      throw invalidArgument(`runtime handler ${quote(handler)} is not declared; declared handlers: ${this.declaredHandlers().join(', ')}`);
     }
     return (this.sources.get(handler) ?? this.sources.get(DEFAULT_SOURCE)!).current;
   }

@@ -1,6 +1,7 @@
 /**
  * Kubernetes resource quantities ("10M", "1Gi", "500k", "1e6"), as the kubelet parses the
- * kubernetes.io/{ingress,egress}-bandwidth annotations. Returns the value rounded up to an integer.
+ * kubernetes.io/{ingress,egress}-bandwidth annotations. Returns the value rounded up to an integer,
+ * or undefined when it is not a quantity or not a finite number.
  */
 const QUANTITY_RE = /^([+-]?(?:\d+\.?\d*|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
 
@@ -30,7 +31,9 @@ export function parseQuantity(text: string): number | undefined {
   const suffix = m[2] ?? '';
   const mult = /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : SUFFIX[suffix];
   if (mult === undefined || !Number.isFinite(num)) return undefined;
-  return Math.ceil(num * mult);
+  // "0e400" is 0 × Infinity: NaN, which every range check lets through.
+  const value = Math.ceil(num * mult);
+  return Number.isFinite(value) ? value : undefined;
 }
 
 /** The kubelet's bounds for pod bandwidth: 1 kbit/s to 1 Pbit/s. */

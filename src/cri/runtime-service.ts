@@ -1,5 +1,4 @@
 import { mkdir, readFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../cni/write-atomic.js';
@@ -13,6 +12,8 @@ import {
 } from '../gen/runtime/v1/api.js';
 import type { DaemonConfig } from './config.js';
 import { invalidArgument, toCRIError } from './errors.js';
+import { quote } from './quote.js';
+import { ipFamily } from './validate.js';
 import type { NetworkManager } from './network-manager.js';
 import { renderTemplate, templateData } from './template.js';
 
@@ -94,13 +95,14 @@ export class RuntimeInfoService {
   async updateRuntimeConfig(req: UpdateRuntimeConfigRequest): Promise<void> {
     const raw = req.runtimeConfig?.networkConfig?.podCidr ?? '';
     if (raw === '') return;
-    const cidrs = raw.split(',').map((c) => c.trim()).filter(Boolean);
+    const cidrs = raw.split(',').map((c) => c.trim());
+    if (cidrs.length > 2) throw invalidArgument(`runtime_config.network_config.pod_cidr: ${quote(raw)} has more than one CIDR per IP family`);
+    const families = new Set<number>();
     for (const c of cidrs) {
-      const [addr, prefix, extra] = c.split('/');
-      const max = isIP(addr ?? '') === 4 ? 32 : 128;
-      if (extra !== undefined || isIP(addr ?? '') === 0 || !/^\d+$/.test(prefix ?? '') || Number(prefix) > max) {
-        throw invalidArgument(`runtime_config.network_config.pod_cidr: "${c}" is not a CIDR`);
-      }
+      const family = c.includes('/') ? ipFamily(c, true) : undefined;
+      if (!family) throw invalidArgument(`runtime_config.network_config.pod_cidr: ${quote(c)} is not a CIDR`);
+      if (families.has(family)) throw invalidArgument(`runtime_config.network_config.pod_cidr: ${quote(raw)} has more than one CIDR per IP family`);
+      families.add(family);
     }
     this.podCIDRs = cidrs;
     if (!this.cfg.cni.confTemplate) return;

@@ -39,6 +39,8 @@ import {
   type NADStore,
 } from './attachments.js';
 import { NetnsLedger, SandboxStore, StoreError, type AttachmentRecord, type IPRecord, type PluginTiming, type SandboxRecord } from './store.js';
+import { quote } from './quote.js';
+import { neverAdded, recordAddProgress } from './rollback.js';
 import { validatePodConfig, type ValidatedPod } from './validate.js';
 import type { SandboxEventSink } from './events.js';
 import type { SandboxNetworkView } from './stats.js';
@@ -158,7 +160,7 @@ export class SandboxService {
   onPluginExec(ev: PluginExecEvent): void {
     const list = this.timings.get(ev.containerID);
     if (!list) return;
-    list.push({ network: ev.network, plugin: ev.plugin, verb: ev.verb, ms: Math.round(ev.durationMs * 1000) / 1000, ...(ev.error ? { error: ev.error.message } : {}) });
+    list.push({ network: ev.network, ifName: ev.ifName, plugin: ev.plugin, verb: ev.verb, ms: Math.round(ev.durationMs * 1000) / 1000, ...(ev.error ? { error: ev.error.message } : {}) });
   }
 
   // ---- RunPodSandbox ------------------------------------------------------------------------
@@ -280,6 +282,7 @@ export class SandboxService {
       this.emit(ContainerEventType.CONTAINER_STARTED_EVENT, rec);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'pod network setup failed; cleaning up');
+      recordAddProgress(rec);
       await this.cleanupFailedCreate(rec, log);
       throw toCRIError(err, `failed to set up network for sandbox ${rec.id}`);
     } finally {
@@ -294,7 +297,7 @@ export class SandboxService {
    */
   private async cleanupFailedCreate(rec: SandboxRecord, log: Logger): Promise<void> {
     try {
-      await this.teardown(rec, true);
+      await this.teardown(rec);
       await this.store.delete(rec.id);
       this.emit(ContainerEventType.CONTAINER_DELETED_EVENT, rec);
     } catch (err) {
@@ -361,7 +364,7 @@ export class SandboxService {
    * DEL every attachment (reverse order, cached config first), then remove the namespace. The
    * namespace may already be gone: DEL still runs with an empty CNI_NETNS so IPAM is released.
    */
-  private async teardown(rec: SandboxRecord, rollback = false): Promise<void> {
+  private async teardown(rec: SandboxRecord): Promise<void> {
     if (rec.hostNetwork) return;
     const signal = AbortSignal.timeout(this.cfg.cleanupTimeoutMs);
     const nsExists = rec.netnsPath !== '' && (await this.netns.exists(rec.netnsPath));
@@ -373,12 +376,11 @@ export class SandboxService {
           const rt = this.runtimeConf(rec, a, nsExists ? rec.netnsPath : '');
           await delAttachment(this.networks.cni, { list: attachmentList(rec, a), ifName: a.ifName }, rt, signal);
         } catch (err) {
-          // Rolling back a failed ADD: an attachment whose ADD never completed has no cache entry
-          // and nothing it could release; its DEL may fail for the very reason its ADD did (a
-          // range too small), and must not strand the namespace and record (Multus ignores these too).
+          // Only an attachment no plugin of which returned from ADD may fail its DEL and still be
+          // forgotten (rollback.ts); anything else keeps the sandbox until a DEL succeeds.
           const completed = await this.networks.cni.cache.get(a.network, rec.id, a.ifName).catch(() => undefined);
-          if (rollback && !completed) {
-            this.log.warn({ sandbox: rec.id, network: a.network, ifName: a.ifName, err: (err as Error).message }, 'ignoring DEL failure of an attachment whose ADD never completed');
+          if (neverAdded(a) && !completed) {
+            this.log.warn({ sandbox: rec.id, network: a.network, ifName: a.ifName, err: (err as Error).message }, 'ignoring DEL failure of an attachment no plugin of which returned from ADD');
             continue;
           }
           errors.push(err as Error);
@@ -500,7 +502,7 @@ export class SandboxService {
       // A present-but-empty state filter means READY (0): proto3 does not send the zero.
       if (f?.state && toState(rec) !== f.state.state) continue;
       const labels = (rec.config['labels'] ?? {}) as Record<string, string>;
-      if (f && Object.entries(f.labelSelector).some(([k, v]) => labels[k] !== v)) continue;
+      if (f && Object.entries(f.labelSelector).some(([k, v]) => !Object.hasOwn(labels, k) || labels[k] !== v)) continue;
       items.push({
         id: rec.id,
         metadata: { ...rec.metadata },
@@ -623,7 +625,7 @@ export class SandboxService {
       // Never one of our ids, so never one of our sandboxes: its Stop and Remove are done already
       // (the CRI's idempotence; critest sends a UUID).
       if (!required) return undefined;
-      throw invalidArgument(`pod_sandbox_id "${idOrPrefix.slice(0, 80)}" is not a sandbox id (hex, up to 64 characters)`);
+      throw invalidArgument(`pod_sandbox_id ${quote(idOrPrefix)} is not a sandbox id (hex, up to 64 characters)`);
     }
     let rec: SandboxRecord | undefined;
     try {

@@ -9,15 +9,18 @@ import {
   type sendUnaryData,
   type ServerUnaryCall,
   type ServerWritableStream,
+  type ServiceDefinition,
   type ServiceError,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ImageServiceService, RuntimeServiceService } from '../gen/runtime/v1/api.js';
 import type { ContainerService } from './container-service.js';
-import { CRIError, toCRIError, unimplemented } from './errors.js';
+import { CRIError, invalidArgument, toCRIError, unimplemented } from './errors.js';
 import { serveContainerEvents, type SandboxEvents } from './events.js';
 import type { ImageInfoService } from './image-service.js';
+import { clip, MESSAGE_LIMIT, quote } from './quote.js';
+import { lostMapKey, type LostKey } from './wire-keys.js';
 import type { RuntimeInfoService } from './runtime-service.js';
 import type { CallContext, SandboxService } from './sandbox-service.js';
 import type { SandboxStatsService } from './stats.js';
@@ -43,16 +46,53 @@ function statusName(code: status): string {
   return status[code] ?? String(code);
 }
 
-/** Fields worth a log line, pulled from whatever request shape the RPC has. */
+/** Fields worth a log line, pulled from whatever request shape the RPC has; each value bounded. */
 function requestFields(req: unknown): Record<string, unknown> {
   if (typeof req !== 'object' || req === null) return {};
   const r = req as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  if (typeof r['podSandboxId'] === 'string' && r['podSandboxId']) out['sandbox'] = r['podSandboxId'];
-  if (typeof r['runtimeHandler'] === 'string') out['handler'] = r['runtimeHandler'];
+  if (typeof r['podSandboxId'] === 'string' && r['podSandboxId']) out['sandbox'] = clip(r['podSandboxId']);
+  if (typeof r['runtimeHandler'] === 'string') out['handler'] = clip(r['runtimeHandler']);
   const config = r['config'] as { metadata?: { name?: string; namespace?: string } } | undefined;
-  if (config?.metadata) out['pod'] = `${config.metadata.namespace ?? ''}/${config.metadata.name ?? ''}`;
+  if (config?.metadata) out['pod'] = `${clip(config.metadata.namespace ?? '')}/${clip(config.metadata.name ?? '')}`;
   return out;
+}
+
+/** A request still in its wire form; the RPC wrapper decodes it (see rawRequests). */
+class RawRequest {
+  constructor(
+    readonly bytes: Buffer,
+    readonly decode: (b: Buffer) => unknown,
+  ) {}
+}
+
+/**
+ * The service definition with every request left as bytes. grpc-js would decode before any
+ * handler runs and answer a message that does not decode with INTERNAL, unlogged; decoded in
+ * `unary` instead, it is an INVALID_ARGUMENT naming the method, logged and counted like any RPC.
+ * Every service the server adds goes through this, so methods added later are covered too.
+ */
+function rawRequests<S extends ServiceDefinition>(service: S): S {
+  const out: Record<string, unknown> = {};
+  for (const [key, def] of Object.entries(service)) {
+    out[key] = { ...def, requestDeserialize: (b: Buffer) => new RawRequest(b, def.requestDeserialize) };
+  }
+  return out as S;
+}
+
+/** The request message of a call, decoded from its bytes; INVALID_ARGUMENT when it does not decode. */
+function decodeRequest(rpc: string, path: string, request: unknown): unknown {
+  if (!(request instanceof RawRequest)) return request;
+  let decoded: unknown;
+  let lost: LostKey | undefined;
+  try {
+    decoded = request.decode(request.bytes);
+    lost = lostMapKey(path, request.bytes);
+  } catch (err) {
+    throw invalidArgument(`${rpc}: the request is not a valid protobuf message (${clip(err instanceof Error ? err.message : String(err))})`);
+  }
+  if (lost) throw invalidArgument(`${rpc}: ${lost.field} key ${quote(lost.key)} is not allowed (not a label or annotation key, and a JavaScript object cannot hold it)`);
+  return decoded;
 }
 
 type Handler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res> | Res;
@@ -70,9 +110,13 @@ function unary<Req, Res>(name: string, log: Logger, observe: RPCObserver | undef
     const deadline = call.getDeadline();
     const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : typeof deadline === 'number' && Number.isFinite(deadline) ? deadline - Date.now() : Infinity;
     const timer = Number.isFinite(ms) ? setTimeout(() => ac.abort(new Error('the client deadline passed')), Math.max(0, ms)) : undefined;
-    const fields = { rpc: name, requestId, ...requestFields(call.request) };
+    let fields: Record<string, unknown> = { rpc: name, requestId };
     Promise.resolve()
-      .then(() => fn(call.request, { signal: ac.signal }))
+      .then(() => {
+        const req = decodeRequest(name, call.getPath(), call.request) as Req;
+        fields = { ...fields, ...requestFields(req) };
+        return fn(req, { signal: ac.signal });
+      })
       .then(
         (res) => {
           const durationMs = performance.now() - started;
@@ -82,7 +126,9 @@ function unary<Req, Res>(name: string, log: Logger, observe: RPCObserver | undef
           callback(null, res);
         },
         (err: unknown) => {
-          const e = toCRIError(err);
+          const mapped = toCRIError(err);
+          // Plugin and library errors can quote whole configs or results: the status stays small.
+          const e = new CRIError(mapped.code, clip(mapped.message, MESSAGE_LIMIT));
           const durationMs = performance.now() - started;
           const level = e.code === status.INTERNAL || e.code === status.UNKNOWN ? 'error' : 'warn';
           log[level]({ ...fields, durationMs: Math.round(durationMs * 1000) / 1000, outcome: statusName(e.code), err: e.message }, name);
@@ -129,16 +175,34 @@ export function buildRuntimeService(s: Services, log: Logger): UntypedServiceImp
     podSandboxStatus: u('PodSandboxStatus', (req: Parameters<SandboxService['podSandboxStatus']>[0], ctx) => s.sandboxes.podSandboxStatus(req, ctx)),
     listPodSandbox: u('ListPodSandbox', (req: Parameters<SandboxService['listPodSandbox']>[0]) => s.sandboxes.listPodSandbox(req)),
     listContainers: u('ListContainers', () => s.containers.listContainers()),
-    streamContainers: endEmpty,
+    streamContainers: stream('StreamContainers', log, endEmpty),
     containerStatus: u('ContainerStatus', (req: Parameters<ContainerService['containerStatus']>[0]) => s.containers.containerStatus(req)),
     containerStats: u('ContainerStats', (req: Parameters<ContainerService['containerStats']>[0]) => s.containers.containerStats(req)),
     listContainerStats: u('ListContainerStats', () => s.containers.listContainerStats()),
-    streamContainerStats: endEmpty,
+    streamContainerStats: stream('StreamContainerStats', log, endEmpty),
     podSandboxStats: u('PodSandboxStats', (req: Parameters<SandboxStatsService['podSandboxStats']>[0]) => s.stats.podSandboxStats(req)),
     listPodSandboxStats: u('ListPodSandboxStats', (req: Parameters<SandboxStatsService['listPodSandboxStats']>[0]) => s.stats.listPodSandboxStats(req)),
-    getContainerEvents: serveContainerEvents(s.events, log),
+    getContainerEvents: stream('GetContainerEvents', log, serveContainerEvents(s.events, log)),
   });
   return impl;
+}
+
+/**
+ * Wraps a server-streaming RPC: its request is decoded as `unary` decodes one, and a message that
+ * does not decode ends the stream with INVALID_ARGUMENT before the handler sees it.
+ */
+function stream<Req, Res>(name: string, log: Logger, fn: (call: ServerWritableStream<Req, Res>) => void) {
+  return (call: ServerWritableStream<Req, Res>): void => {
+    try {
+      call.request = decodeRequest(name, call.getPath(), call.request) as Req;
+    } catch (err) {
+      const e = toCRIError(err);
+      log.warn({ rpc: name, outcome: statusName(e.code), err: e.message }, name);
+      call.emit('error', { code: e.code, details: e.message });
+      return;
+    }
+    fn(call);
+  };
 }
 
 /** A list stream with nothing in it: the stream ends at once, as the list RPC answers empty. */
@@ -151,7 +215,7 @@ export function buildImageService(s: Services, log: Logger): UntypedServiceImple
   const u = <Req, Res>(name: string, fn: Handler<Req, Res>) => unary(name, log, s.observe, fn);
   return {
     listImages: u('ListImages', () => s.images.listImages()),
-    streamImages: endEmpty,
+    streamImages: stream('StreamImages', log, endEmpty),
     imageStatus: u('ImageStatus', (req: Parameters<ImageInfoService['imageStatus']>[0]) => s.images.imageStatus(req)),
     pullImage: u('PullImage', () => s.images.pullImage()),
     removeImage: u('RemoveImage', () => s.images.removeImage()),
@@ -194,8 +258,13 @@ export class CRIServer {
   private readonly server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
 
   constructor(services: Services, log: Logger) {
-    this.server.addService(RuntimeServiceService, buildRuntimeService(services, log));
-    this.server.addService(ImageServiceService, buildImageService(services, log));
+    this.serve(RuntimeServiceService, buildRuntimeService(services, log));
+    this.serve(ImageServiceService, buildImageService(services, log));
+  }
+
+  /** Every service is added through here: its requests reach `unary` as bytes (rawRequests). */
+  private serve(service: ServiceDefinition, impl: UntypedServiceImplementation): void {
+    this.server.addService(rawRequests(service), impl);
   }
 
   async listen(socketPath: string): Promise<void> {

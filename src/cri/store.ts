@@ -33,6 +33,11 @@ export interface AttachmentRecord {
   ref?: string;
   /** Gateways to move the pod's default route to (Multus "default-route"). */
   defaultRoute?: string[];
+  /**
+   * Set when a RunPodSandbox failed: the plugins whose ADD returned (see rollback.ts). Absent
+   * means unknown, which counts as "may hold resources".
+   */
+  addedPlugins?: string[];
 }
 
 export interface IPRecord {
@@ -42,6 +47,7 @@ export interface IPRecord {
 
 export interface PluginTiming {
   network: string;
+  ifName?: string;
   plugin: string;
   verb: string;
   ms: number;

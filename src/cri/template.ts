@@ -92,7 +92,7 @@ function lookup(expr: string, data: TemplateData, vars: Map<string, Value>): Val
     return vars.get(expr);
   }
   const key = expr.slice(1);
-  if (!(key in data)) throw new TemplateError(`unknown field ${expr}; the template can use .PodCIDR, .PodCIDRRanges and .Routes`);
+  if (!Object.hasOwn(data, key)) throw new TemplateError(`unknown field ${expr}; the template can use .PodCIDR, .PodCIDRRanges and .Routes`);
   return data[key as keyof TemplateData];
 }
 

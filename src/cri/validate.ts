@@ -3,6 +3,7 @@ import { NamespaceMode, Protocol, type PodSandboxConfig, type PortMapping as CRI
 import type { BandWidth, PortMapping } from '../cni/networks.js';
 import { invalidArgument } from './errors.js';
 import { MAX_BANDWIDTH, MIN_BANDWIDTH, parseQuantity } from './quantity.js';
+import { quote } from './quote.js';
 import type { PodMetadata } from './store.js';
 
 export const INGRESS_BANDWIDTH = 'kubernetes.io/ingress-bandwidth';
@@ -17,21 +18,38 @@ const MAX_DNS_ENTRIES = 64;
 const MAX_PATH = 4096;
 /** What can't appear in a value that becomes part of CNI_ARGS ("K=V;K=V"). */
 const CNI_ARGS_UNSAFE = /[;=\0\r\n]/;
+/** A DNS-1123 subdomain, as the kubelet checks a pod's hostname. */
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const NAMESPACE_MODES: ReadonlySet<number> = new Set([NamespaceMode.POD, NamespaceMode.CONTAINER, NamespaceMode.NODE, NamespaceMode.TARGET]);
 
 function checkArgValue(field: string, value: string, max: number): void {
   if (value === '') throw invalidArgument(`${field} is required`);
-  if (value.length > max) throw invalidArgument(`${field} is longer than ${max} characters`);
-  if (CNI_ARGS_UNSAFE.test(value)) throw invalidArgument(`${field} "${JSON.stringify(value).slice(1, -1)}" must not contain ";", "=", NUL or a line break`);
+  if (value.length > max) throw invalidArgument(`${field} ${quote(value)} is longer than ${max} characters`);
+  if (CNI_ARGS_UNSAFE.test(value)) throw invalidArgument(`${field} ${quote(value)} must not contain ";", "=", NUL or a line break`);
 }
 
 function checkMap(field: string, m: Record<string, string>): void {
   let bytes = 0;
   for (const [k, v] of Object.entries(m)) {
     if (k === '') throw invalidArgument(`${field} has an empty key`);
-    if (k.includes('\0') || v.includes('\0')) throw invalidArgument(`${field} key "${k}" holds a NUL byte`);
+    if (k.includes('\0') || v.includes('\0')) throw invalidArgument(`${field} key ${quote(k)} holds a NUL byte`);
     bytes += Buffer.byteLength(k) + Buffer.byteLength(v);
   }
   if (bytes > MAX_MAP_BYTES) throw invalidArgument(`${field} are larger than ${MAX_MAP_BYTES} bytes`);
+}
+
+/** 4 or 6 for an IP literal (or IP/prefix when cidr), else undefined. Zones ("%eth0") are refused. */
+export function ipFamily(text: string, cidr: boolean): 4 | 6 | undefined {
+  const slash = text.indexOf('/');
+  const addr = cidr && slash >= 0 ? text.slice(0, slash) : text;
+  if (addr.includes('%')) return undefined;
+  const family = isIP(addr);
+  if (family !== 4 && family !== 6) return undefined;
+  if (cidr && slash >= 0) {
+    const prefix = text.slice(slash + 1);
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128)) return undefined;
+  }
+  return family;
 }
 
 export function validateMetadata(config: PodSandboxConfig | undefined): PodMetadata {
@@ -61,21 +79,25 @@ export function toPortMappings(mappings: CRIPortMapping[]): PortMapping[] {
     if (!Number.isInteger(p.hostPort) || p.hostPort < 0 || p.hostPort > 65535) {
       throw invalidArgument(`${f}.host_port ${p.hostPort} is out of range 0-65535 (0 means no host port)`);
     }
-    if (p.hostIp !== '' && isIP(p.hostIp) === 0) throw invalidArgument(`${f}.host_ip "${p.hostIp}" is not an IP address`);
+    if (p.hostIp !== '' && isIP(p.hostIp) === 0) throw invalidArgument(`${f}.host_ip ${quote(p.hostIp)} is not an IP address`);
     if (p.hostPort === 0) return;
     out.push({ hostPort: p.hostPort, containerPort: p.containerPort, protocol, ...(p.hostIp ? { hostIP: p.hostIp } : {}) });
   });
   return out;
 }
 
-function bandwidthValue(annotations: Record<string, string>, key: string): number | undefined {
-  const raw = annotations[key];
-  if (raw === undefined) return undefined;
+/** A bandwidth quantity: a finite number of bits per second within the kubelet's 1k–1P. */
+export function bandwidthQuantity(field: string, raw: string): number {
   const v = parseQuantity(raw);
-  if (v === undefined) throw invalidArgument(`annotation ${key}: "${raw}" is not a resource quantity (e.g. 10M, 1G)`);
-  if (v < MIN_BANDWIDTH) throw invalidArgument(`annotation ${key}: "${raw}" is unreasonably small (< 1kbit)`);
-  if (v > MAX_BANDWIDTH) throw invalidArgument(`annotation ${key}: "${raw}" is unreasonably large (> 1Pbit)`);
+  if (v === undefined) throw invalidArgument(`${field}: ${quote(raw)} is not a resource quantity with a finite value (e.g. 10M, 1G)`);
+  if (v < MIN_BANDWIDTH) throw invalidArgument(`${field}: ${quote(raw)} is unreasonably small (< 1kbit)`);
+  if (v > MAX_BANDWIDTH) throw invalidArgument(`${field}: ${quote(raw)} is unreasonably large (> 1Pbit)`);
   return v;
+}
+
+function bandwidthValue(annotations: Record<string, string>, key: string): number | undefined {
+  const raw = Object.hasOwn(annotations, key) ? annotations[key] : undefined;
+  return raw === undefined ? undefined : bandwidthQuantity(`annotation ${key}`, raw);
 }
 
 /**
@@ -117,15 +139,29 @@ export function validatePodConfig(config: PodSandboxConfig | undefined): Validat
     const { servers, searches, options } = c.dnsConfig;
     if (servers.length + searches.length + options.length > MAX_DNS_ENTRIES) throw invalidArgument(`config.dns_config has more than ${MAX_DNS_ENTRIES} entries`);
     servers.forEach((s, i) => {
-      if (isIP(s) === 0) throw invalidArgument(`config.dns_config.servers[${i}] "${s}" is not an IP address`);
+      if (isIP(s) === 0) throw invalidArgument(`config.dns_config.servers[${i}] ${quote(s)} is not an IP address`);
     });
-    for (const [i, v] of [...searches, ...options].entries()) {
-      if (/[\0\r\n]/.test(v) || v.length > MAX_NAME) throw invalidArgument(`config.dns_config entry ${i} "${v}" is not a valid search domain or option`);
+    for (const [kind, list] of [['searches', searches], ['options', options]] as const) {
+      list.forEach((v, i) => {
+        if (/[\0\r\n]/.test(v) || v.length > MAX_NAME) throw invalidArgument(`config.dns_config.${kind}[${i}] ${quote(v)} is not a valid search domain or option`);
+      });
     }
     if (servers.length || searches.length || options.length) dns = { servers, searches, options };
   }
+  if (c.hostname !== '' && (c.hostname.length > MAX_NAME || !DNS1123_SUBDOMAIN.test(c.hostname))) {
+    throw invalidArgument(`config.hostname ${quote(c.hostname)} is not a DNS-1123 subdomain of at most ${MAX_NAME} characters`);
+  }
   const cgroupParent = c.linux?.cgroupParent ?? '';
-  if (cgroupParent.length > MAX_PATH || /[\0\r\n]/.test(cgroupParent)) throw invalidArgument('config.linux.cgroup_parent is not a valid cgroup path');
-  const hostNetwork = c.linux?.securityContext?.namespaceOptions?.network === NamespaceMode.NODE;
+  if (cgroupParent.length > MAX_PATH || /[\0\r\n]/.test(cgroupParent) || cgroupParent.split('/').includes('..')) {
+    throw invalidArgument(`config.linux.cgroup_parent ${quote(cgroupParent)} is not a valid cgroup path (no "..", NUL or line breaks, at most ${MAX_PATH} characters)`);
+  }
+  const ns = c.linux?.securityContext?.namespaceOptions;
+  for (const kind of ['network', 'pid', 'ipc'] as const) {
+    const mode = ns?.[kind];
+    if (mode !== undefined && !NAMESPACE_MODES.has(mode)) {
+      throw invalidArgument(`config.linux.security_context.namespace_options.${kind} ${mode} is not a namespace mode (POD=0, CONTAINER=1, NODE=2, TARGET=3)`);
+    }
+  }
+  const hostNetwork = ns?.network === NamespaceMode.NODE;
   return { metadata, hostNetwork, portMappings, bandwidth, dns, cgroupParent, labels: c.labels, annotations: c.annotations };
 }
