@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { CNIConfig } from '../cni/cni.js';
 import { loadNetworkByName } from '../cni/config.js';
-import { isObject, parseJSON } from '../cni/json.js';
+import { isObject, parseJSON } from '../util/json.js';
 import type { RuntimeConf } from '../cni/runtime-conf.js';
 
 /** cnitool's container id for a netns: the same one Go's cnitool derives, so either can DEL. */

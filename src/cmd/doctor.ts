@@ -5,10 +5,10 @@ import { execa } from 'execa';
 import { CNIConfig, runtimeConfFromCache } from '../cni/cni.js';
 import { confListFromConfBytes, loadConfDir, type NetworkConfigList } from '../cni/config.js';
 import { errorMessage } from '../cni/errors.js';
-import { isObject } from '../cni/json.js';
+import { isObject } from '../util/json.js';
 import { delAttachment } from '../cni/networks.js';
 import { NetnsManager, nsfsMounts } from '../netns/netns.js';
-import { NetnsLedger, SandboxStore } from '../cri/store.js';
+import { NetnsLedger, SandboxStore } from '../engine/store.js';
 
 export interface DoctorOptions {
   stateDir: string;

@@ -6,7 +6,7 @@ import { loadConfDir } from '../cni/config.js';
 import { errorMessage } from '../cni/errors.js';
 import { podnetVersion } from '../cri/runtime-service.js';
 import { networkStatus } from '../cri/sandbox-service.js';
-import { SandboxStore, type SandboxRecord } from '../cri/store.js';
+import { SandboxStore, type SandboxRecord } from '../engine/store.js';
 import { cnitool, UsageError } from './cnitool.js';
 import { actionable, findLeaks, fixLeaks } from './doctor.js';
 

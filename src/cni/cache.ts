@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isObject, isStringArray, parseJSON, type JSONObject } from './json.js';
-import { removeTempFiles, unlinkIfExists, writeFileAtomic } from './write-atomic.js';
+import { removeTempFiles, unlinkIfExists, writeFileAtomic } from '../util/write-atomic.js';
 
 export const CACHE_KIND = 'cniCacheV1';
 

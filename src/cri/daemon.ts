@@ -6,14 +6,14 @@ import { HELPER_BINARY, helperAvailable, SpawnHelper } from '../spawner/helper.j
 import type { DaemonConfig } from './config.js';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NADStore } from './attachments.js';
-import { collectGarbage, type GCReport } from './gc.js';
+import { NADStore } from '../engine/attachments.js';
+import { collectGarbage, type GCReport } from '../engine/gc.js';
 import { Metrics } from './metrics.js';
-import { NetworkManager } from './network-manager.js';
+import { NetworkManager } from '../engine/network-manager.js';
 import { RuntimeInfoService } from './runtime-service.js';
 import { SandboxService, type Clock } from './sandbox-service.js';
 import { CRIServer, type RPCObserver } from './server.js';
-import { NetnsLedger, SandboxStore } from './store.js';
+import { NetnsLedger, SandboxStore } from '../engine/store.js';
 
 export interface DaemonDeps {
   exec?: PluginExec;

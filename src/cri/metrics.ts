@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { status } from '@grpc/grpc-js';
 import type { PluginExecEvent } from '../cni/cni.js';
-import type { SandboxPhase, SandboxRecord } from './store.js';
+import type { SandboxPhase, SandboxRecord } from '../engine/store.js';
 
 /**
  * podnetd's Prometheus metrics. Names follow the Prometheus conventions: a unit suffix once

@@ -2,7 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { writeFileAtomic } from '../cni/write-atomic.js';
+import { writeFileAtomic } from '../util/write-atomic.js';
 import {
   CgroupDriver,
   type RuntimeConfigResponse,
@@ -13,7 +13,7 @@ import {
 } from '../gen/runtime/v1/api.js';
 import type { DaemonConfig } from './config.js';
 import { invalidArgument, toCRIError } from './errors.js';
-import type { NetworkManager } from './network-manager.js';
+import type { NetworkManager } from '../engine/network-manager.js';
 import { renderTemplate, templateData } from './template.js';
 
 export const RUNTIME_NAME = 'podnet';

@@ -25,8 +25,8 @@ import {
 import { nsfsMounts, type NetnsManager } from '../netns/netns.js';
 import type { DaemonConfig } from './config.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, toCRIError } from './errors.js';
-import { KeyedMutex, Semaphore, SharedExclusiveLock } from './locks.js';
-import type { NetworkManager } from './network-manager.js';
+import { KeyedMutex, Semaphore, SharedExclusiveLock } from '../engine/locks.js';
+import type { NetworkManager } from '../engine/network-manager.js';
 import {
   DEFAULT_NETWORK_ANNOTATION,
   NETWORKS_ANNOTATION,
@@ -35,8 +35,8 @@ import {
   resolveAttachments,
   resolveDefaultNetwork,
   type NADStore,
-} from './attachments.js';
-import { NetnsLedger, SandboxStore, StoreError, type AttachmentRecord, type IPRecord, type PluginTiming, type SandboxRecord } from './store.js';
+} from '../engine/attachments.js';
+import { NetnsLedger, SandboxStore, StoreError, type AttachmentRecord, type IPRecord, type PluginTiming, type SandboxRecord } from '../engine/store.js';
 import { validatePodConfig, type ValidatedPod } from './validate.js';
 
 /** The time source, injected so tests can pin created_at. */

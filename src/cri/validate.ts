@@ -3,7 +3,7 @@ import { NamespaceMode, Protocol, type PodSandboxConfig, type PortMapping as CRI
 import type { BandWidth, PortMapping } from '../cni/networks.js';
 import { invalidArgument } from './errors.js';
 import { MAX_BANDWIDTH, MIN_BANDWIDTH, parseQuantity } from './quantity.js';
-import type { PodMetadata } from './store.js';
+import type { PodMetadata } from '../engine/store.js';
 
 export const INGRESS_BANDWIDTH = 'kubernetes.io/ingress-bandwidth';
 export const EGRESS_BANDWIDTH = 'kubernetes.io/egress-bandwidth';

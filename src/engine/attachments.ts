@@ -3,11 +3,11 @@ import { extname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { confListFromBytes, confListFromConfBytes, type NetworkConfigList } from '../cni/config.js';
 import { errorMessage } from '../cni/errors.js';
-import { isObject, isStringArray } from '../cni/json.js';
+import { isObject, isStringArray } from '../util/json.js';
 import { validateCniArg } from '../cni/runtime-conf.js';
-import { parseDuration } from './config.js';
+import { parseDuration } from '../cri/config.js';
 import { dirSignature } from './dir-signature.js';
-import { invalidArgument } from './errors.js';
+import { invalidArgument } from '../cri/errors.js';
 import type { AttachmentRecord } from './store.js';
 
 /** Multus's pod annotations. */

@@ -4,7 +4,7 @@ import { errorMessage } from '../cni/errors.js';
 import { delAttachment } from '../cni/networks.js';
 import { runtimeConfFromCache, type CNIConfig } from '../cni/cni.js';
 import type { NetworkManager } from './network-manager.js';
-import type { SandboxService } from './sandbox-service.js';
+import type { SandboxService } from '../cri/sandbox-service.js';
 
 export interface GCReport {
   /** Cache entries of ours that were DEL'ed and removed. */

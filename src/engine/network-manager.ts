@@ -6,9 +6,9 @@ import { CNIConfig } from '../cni/cni.js';
 import { loadConfDir, type ConfigLoadError, type NetworkConfigList } from '../cni/config.js';
 import { errorMessage } from '../cni/errors.js';
 import { Networks } from '../cni/networks.js';
-import type { DaemonConfig } from './config.js';
+import type { DaemonConfig } from '../cri/config.js';
 import { dirSignature } from './dir-signature.js';
-import { invalidArgument } from './errors.js';
+import { invalidArgument } from '../cri/errors.js';
 
 /**
  * inode and mtime of each plugin dir: adding, removing or renaming an entry changes the dir's

@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isTempName, removeTempFiles, unlinkIfExists, writeFileAtomic } from '../cni/write-atomic.js';
+import { isTempName, removeTempFiles, unlinkIfExists, writeFileAtomic } from '../util/write-atomic.js';
 
 /**
  * Where a sandbox is in its life. `creating` and `stopping` are written before the network work
