@@ -4,6 +4,8 @@ import { CNIConfig } from '../cni/cni.js';
 import { loadNetworkByName } from '../cni/config.js';
 import { isObject, parseJSON } from '../util/json.js';
 import type { RuntimeConf } from '../cni/runtime-conf.js';
+import { defaultConfig } from '../cri/config.js';
+import { DEFAULT_IFNAME } from '../engine/types.js';
 
 /** cnitool's container id for a netns: the same one Go's cnitool derives, so either can DEL. */
 export function cnitoolContainerID(netnsPath: string): string {
@@ -48,9 +50,10 @@ export async function cnitool(verb: string, args: string[], env: CnitoolEnv, cac
   const [network, netns] = args;
   const needsNetns = verb !== 'gc' && verb !== 'status';
   if (!network || (needsNetns && !netns)) throw new UsageError(`usage: podnet ${verb} <network>${needsNetns ? ' <netns>' : ''}`);
-  const confDir = env.NETCONFPATH || '/etc/cni/net.d';
+  const defaults = defaultConfig().cni;
+  const confDir = env.NETCONFPATH || defaults.confDir;
   const list = await loadNetworkByName(confDir, network);
-  const cni = new CNIConfig({ path: (env.CNI_PATH || '/opt/cni/bin:/usr/lib/cni').split(':').filter(Boolean), cacheDir });
+  const cni = new CNIConfig({ path: env.CNI_PATH ? env.CNI_PATH.split(':').filter(Boolean) : defaults.binDirs, cacheDir });
   if (verb === 'gc') {
     await cni.gcNetworkList(list, { validAttachments: [] });
     return '';
@@ -63,7 +66,7 @@ export async function cnitool(verb: string, args: string[], env: CnitoolEnv, cac
   const rt: RuntimeConf = {
     containerID: env.CNI_CONTAINERID || cnitoolContainerID(nsPath),
     netNS: nsPath,
-    ifName: env.CNI_IFNAME || 'eth0',
+    ifName: env.CNI_IFNAME || DEFAULT_IFNAME,
     args: parseCniArgs(env.CNI_ARGS),
     capabilityArgs: parseCapArgs(env.CAP_ARGS),
   };

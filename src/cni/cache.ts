@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isObject, isStringArray, parseJSON, type JSONObject } from './json.js';
-import { removeTempFiles, unlinkIfExists, writeFileAtomic } from '../util/write-atomic.js';
+import { isTempName, removeTempFiles, unlinkIfExists, writeFileAtomic } from '../util/write-atomic.js';
 
 export const CACHE_KIND = 'cniCacheV1';
 
@@ -117,7 +117,7 @@ export class ResultCache {
     const out: CachedAttachment[] = [];
     for (const name of names) {
       if (containerID && !name.includes(`-${containerID}-`)) continue;
-      if (name.includes('.tmp-')) continue;
+      if (isTempName(name)) continue;
       let entry: CachedAttachment | undefined;
       try {
         entry = decodeCacheEntry(await readFile(join(dir, name)));

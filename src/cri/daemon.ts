@@ -3,11 +3,13 @@ import { CNIConfig, type PluginExecEvent } from '../cni/cni.js';
 import { RawExec, type PluginExec } from '../cni/exec.js';
 import { NetnsManager } from '../netns/netns.js';
 import { HELPER_BINARY, helperAvailable, SpawnHelper } from '../spawner/helper.js';
+import { InlineSpawner } from '../spawner/spawner.js';
 import type { DaemonConfig } from './config.js';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NADStore } from '../engine/attachments.js';
-import { collectGarbage, type GCReport } from '../engine/gc.js';
+import { Engine } from '../engine/engine.js';
+import type { GCReport } from '../engine/gc.js';
 import { Metrics } from './metrics.js';
 import { NetworkManager } from '../engine/network-manager.js';
 import { RuntimeInfoService } from './runtime-service.js';
@@ -25,6 +27,7 @@ export interface DaemonDeps {
 
 export interface Daemon {
   cfg: DaemonConfig;
+  engine: Engine;
   sandboxes: SandboxService;
   networks: NetworkManager;
   runtime: RuntimeInfoService;
@@ -48,9 +51,9 @@ async function startSpawnHelper(cfg: DaemonConfig, log: Logger): Promise<SpawnHe
 
 /** Wires the parts together, recovers the store, loads networks, then serves. */
 export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDeps = {}): Promise<Daemon> {
-  let sandboxes: SandboxService | undefined;
+  let engine: Engine | undefined;
   const helper = await startSpawnHelper(cfg, log);
-  const metrics = new Metrics(() => sandboxes?.records() ?? []);
+  const metrics = new Metrics(() => engine?.list() ?? []);
   const cni = new CNIConfig({
     path: cfg.cni.binDirs,
     cacheDir: cfg.cni.cacheDir,
@@ -59,26 +62,29 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
     cachePluginPaths: true,
     observer: (ev) => {
       log.debug({ network: ev.network, plugin: ev.plugin, verb: ev.verb, sandbox: ev.containerID, ifName: ev.ifName, durationMs: ev.durationMs, err: ev.error?.message }, 'cni exec');
-      sandboxes?.onPluginExec(ev);
-      metrics.observePlugin(ev);
+      engine?.onPluginExec(ev);
+      metrics.observePlugin(ev, engine?.get(ev.containerID)?.door);
       deps.onPluginExec?.(ev);
     },
   });
-  const networks = new NetworkManager(cfg, cni, log.child({ component: 'networks' }));
+  const networks = new NetworkManager(cfg, cni, log.child({ component: 'networks' }), undefined, (source, loaded, rejected) => metrics.setConfigStatus(source, loaded, rejected));
   const netns = new NetnsManager(cfg.netnsDir, helper);
-  sandboxes = new SandboxService({
+  engine = new Engine({
     cfg,
     store: new SandboxStore(cfg.stateDir),
     ledger: new NetnsLedger(cfg.stateDir),
     netns,
     networks,
     nads: new NADStore(cfg.attachmentsDir),
-    log: log.child({ component: 'sandboxes' }),
-    ...(deps.clock ? { clock: deps.clock } : {}),
+    spawner: helper ?? new InlineSpawner(),
+    log: log.child({ component: 'engine' }),
+    observer: { netnsOp: (op, door, ms) => metrics.observeNetns(op, door, ms) },
   });
+  const eng = engine;
+  const sandboxes = new SandboxService({ cfg, engine: eng, log: log.child({ component: 'sandboxes' }), ...(deps.clock ? { clock: deps.clock } : {}) });
   const runtime = new RuntimeInfoService(cfg, networks, log.child({ component: 'runtime' }));
   await networks.start();
-  const recovered = await sandboxes.recover();
+  const recovered = await eng.recover();
   log.info(recovered, 'sandbox store recovered');
   const onRPC: RPCObserver = (rpc, ms, code) => {
     metrics.observeRPC(rpc, ms, code);
@@ -89,12 +95,11 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
   log.info({ socket: cfg.socket }, 'podnetd serving');
   const metricsServer = cfg.metricsAddress ? await metrics.serve(cfg.metricsAddress) : undefined;
   if (metricsServer) log.info({ address: cfg.metricsAddress }, 'serving metrics on /metrics');
-  const svc = sandboxes;
   const gcLog = log.child({ component: 'gc' });
   let gcRunning: Promise<GCReport> | undefined;
   const gc = (): Promise<GCReport> => {
-    gcRunning ??= svc
-      .exclusively(() => collectGarbage(cni, networks, svc, gcLog))
+    gcRunning ??= eng
+      .gc()
       .then((r) => {
         metrics.gcRemoved.inc({ kind: 'cache_entry' }, r.staleAttachments);
         return r;
@@ -113,7 +118,8 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
   process.on('SIGUSR1', runGC);
   return {
     cfg,
-    sandboxes: svc,
+    engine: eng,
+    sandboxes,
     networks,
     runtime,
     cni,

@@ -5,9 +5,9 @@ import { confListFromBytes, confListFromConfBytes, type NetworkConfigList } from
 import { errorMessage } from '../cni/errors.js';
 import { isObject, isStringArray } from '../util/json.js';
 import { validateCniArg } from '../cni/runtime-conf.js';
-import { parseDuration } from '../cri/config.js';
+import { parseDuration } from '../util/duration.js';
 import { dirSignature } from './dir-signature.js';
-import { invalidArgument } from '../cri/errors.js';
+import { invalidArgument } from './errors.js';
 import type { AttachmentRecord } from './store.js';
 
 /** Multus's pod annotations. */

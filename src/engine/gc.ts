@@ -4,9 +4,17 @@ import { errorMessage } from '../cni/errors.js';
 import { delAttachment } from '../cni/networks.js';
 import { runtimeConfFromCache, type CNIConfig } from '../cni/cni.js';
 import type { NetworkManager } from './network-manager.js';
-import type { SandboxService } from '../cri/sandbox-service.js';
+import type { Door } from './types.js';
+
+/** What GC needs to know of the sandboxes. */
+export interface GCView {
+  validAttachments(): Array<{ containerID: string; ifname: string }>;
+  isStaleOwned(id: string, door?: Door): boolean;
+}
 
 export interface GCReport {
+  /** Sandboxes a runtime's GC no longer listed, torn down and forgotten (CNI door). */
+  releasedSandboxes?: number;
   /** Cache entries of ours that were DEL'ed and removed. */
   staleAttachments: number;
   /** Networks that got a CNI GC call (1.1.0 lists). */
@@ -19,16 +27,16 @@ export interface GCReport {
  * /var/lib/cni too), so we only DEL entries that are provably ours and stale: their sandbox
  * record exists and its teardown already succeeded. Everything else in the cache counts as a
  * valid attachment when the plugins are asked to GC, so we never make a plugin forget another
- * runtime's pods.
+ * runtime's pods. With a door, only that door's sandboxes are released.
  */
-export async function collectGarbage(cni: CNIConfig, networks: NetworkManager, sandboxes: SandboxService, log: Logger): Promise<GCReport> {
+export async function collectGarbage(cni: CNIConfig, networks: NetworkManager, sandboxes: GCView, log: Logger, door?: Door): Promise<GCReport> {
   const report: GCReport = { staleAttachments: 0, networks: 0, errors: [] };
   const live = new Set(sandboxes.validAttachments().map((a) => `${a.containerID}\0${a.ifname}`));
   const entries = await cni.getCachedAttachments();
   const valid: Array<{ containerID: string; ifname: string }> = [];
   for (const e of entries) {
     const key = `${e.containerID}\0${e.ifName}`;
-    if (!live.has(key) && sandboxes.isStaleOwned(e.containerID)) {
+    if (!live.has(key) && sandboxes.isStaleOwned(e.containerID, door)) {
       try {
         const list = confListFromConfBytes(e.config, `cache:${e.networkName}`);
         await delAttachment(cni, { list, ifName: e.ifName }, runtimeConfFromCache(e), AbortSignal.timeout(60_000));

@@ -18,7 +18,8 @@ import {
   parseDefaultNetwork,
   parseNetworksAnnotation,
 } from '../../src/engine/attachments.js';
-import { CRIError } from '../../src/cri/errors.js';
+import { toCRIError } from '../../src/cri/errors.js';
+import { EngineError } from '../../src/engine/errors.js';
 import {
   createdBridges,
   createdRoots,
@@ -527,9 +528,11 @@ function invalid(fn: () => unknown): string {
   try {
     fn();
   } catch (err) {
-    expect(err).toBeInstanceOf(CRIError);
-    expect((err as CRIError).code).toBe(status.INVALID_ARGUMENT);
-    return (err as CRIError).message;
+    // The engine's kind, and the status the CRI door maps it to.
+    expect(err).toBeInstanceOf(EngineError);
+    expect((err as EngineError).kind).toBe('invalid-request');
+    expect(toCRIError(err).code).toBe(status.INVALID_ARGUMENT);
+    return (err as EngineError).message;
   }
   throw new Error('expected INVALID_ARGUMENT, but nothing was thrown');
 }
