@@ -23,7 +23,7 @@ import {
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, toEngineError } from './errors.js';
 import { collectGarbage, type GCReport } from './gc.js';
 import { KeyedMutex, Semaphore, SharedExclusiveLock } from './locks.js';
-import type { NetworkManager } from './network-manager.js';
+import type { NetworkManager, NetworkStatus } from './network-manager.js';
 import { selectPodIPs } from './network-status.js';
 import { NetnsLedger, SandboxStore, StoreError, type AttachmentRecord, type PluginTiming, type SandboxRecord } from './store.js';
 import { DEFAULT_IFNAME } from './types.js';
@@ -32,6 +32,7 @@ import type {
   EngineConfig,
   EngineObserver,
   GCRequest,
+  NetworkSelector,
   PodNetworkEngine,
   RecoveryReport,
   SetupOutcome,
@@ -115,6 +116,8 @@ export class Engine implements PodNetworkEngine {
   private readonly gcLock = new SharedExclusiveLock();
   /** Plugin timings of operations in flight, by sandbox id. */
   private readonly timings = new Map<string, PluginTiming[]>();
+  /** Set while recover() runs: a door's request that arrives meanwhile waits for it. */
+  private recovering: Promise<unknown> | undefined;
 
   constructor(deps: EngineDeps) {
     this.cfg = deps.cfg;
@@ -140,6 +143,7 @@ export class Engine implements PodNetworkEngine {
 
   async setUp(req: SetupRequest, signal: AbortSignal): Promise<SetupOutcome> {
     try {
+      await this.recovered();
       // 1. Everything is checked and resolved before anything exists.
       checkSetupRequest(req);
       const clusterIfName = req.clusterIfName ?? DEFAULT_IFNAME;
@@ -416,6 +420,7 @@ export class Engine implements PodNetworkEngine {
 
   async tearDown(id: string, opts: TeardownOptions = {}): Promise<void> {
     try {
+      await this.recovered();
       if (!this.store.get(id)) return;
       await this.locks.run(id, async () => {
         await this.networkWork(() => this.stopLocked(id));
@@ -450,6 +455,7 @@ export class Engine implements PodNetworkEngine {
 
   async check(id: string, signal: AbortSignal): Promise<void> {
     try {
+      await this.recovered();
       const found = this.store.get(id);
       if (!found || found.phase === 'creating') throw notFound(`sandbox "${id}" not found`);
       await this.locks.run(id, () =>
@@ -491,6 +497,24 @@ export class Engine implements PodNetworkEngine {
     return filter.door === undefined ? all : all.filter((r) => r.door === filter.door);
   }
 
+  networkReadiness(selector: NetworkSelector): NetworkStatus {
+    if ('network' in selector) {
+      const nets = this.networks.forNetwork(selector.network);
+      return nets ? { ready: true, message: `network "${selector.network}" is loaded` } : { ready: false, message: `network "${selector.network}" is not loaded from any conf dir` };
+    }
+    try {
+      this.networks.forHandler(selector.runtimeHandler);
+    } catch (err) {
+      return { ready: false, message: (err as Error).message };
+    }
+    return this.networks.status(selector.runtimeHandler || undefined);
+  }
+
+  /** Resolves once no recovery is running (at once when none is). */
+  private async recovered(): Promise<void> {
+    await this.recovering?.catch(() => undefined);
+  }
+
   /** ADD/DEL work: bounded by max_concurrent_setups, and never while CNI GC runs. */
   private networkWork<T>(fn: () => Promise<T>): Promise<T> {
     return this.setupSlots.run(() => this.gcLock.runShared(fn));
@@ -504,7 +528,15 @@ export class Engine implements PodNetworkEngine {
    * becomes `notready`, and namespaces of ours that no record owns are removed. Runtime-owned
    * namespaces are only ever looked at.
    */
-  async recover(): Promise<RecoveryReport> {
+  recover(): Promise<RecoveryReport> {
+    const running = this.recoverOnce().finally(() => {
+      if (this.recovering === running) this.recovering = undefined;
+    });
+    this.recovering = running;
+    return running;
+  }
+
+  private async recoverOnce(): Promise<RecoveryReport> {
     const { records, corrupt } = await this.store.load();
     // Plugins of a daemon that was killed may still be running ADD/DEL for these sandboxes; they
     // must be gone before we DEL, or an ADD finishing afterwards would leak its IP.
@@ -561,6 +593,7 @@ export class Engine implements PodNetworkEngine {
    * are DEL'ed and 1.1.0 networks get GC.
    */
   async gc(req: GCRequest = {}): Promise<GCReport> {
+    await this.recovered();
     const released: string[] = [];
     const errors: string[] = [];
     if (req.validAttachments && req.door) {

@@ -4,6 +4,7 @@
 import type { BandWidth, DNSCapability, PortMapping } from '../cni/networks.js';
 import type { Result } from '../cni/result.js';
 import type { GCReport } from './gc.js';
+import type { NetworkStatus } from './network-manager.js';
 import type { SandboxRecord } from './store.js';
 
 /** The cluster network's interface unless a door names another (and cnitool's CNI_IFNAME default). */
@@ -124,7 +125,12 @@ export interface PodNetworkEngine {
   /** Full id or unique prefix among a door's pods (or all); invalid-request when ambiguous. */
   resolve(idOrPrefix: string, door?: Door): Readonly<SandboxRecord> | undefined;
   list(filter?: { door?: Door }): ReadonlyArray<Readonly<SandboxRecord>>;
-  /** Before serving: finish or undo what a crash interrupted, remove namespaces of ours no record owns. */
+  /** Whether a pod could be set up on these networks now, and if not why (CNI STATUS, /readyz, NetworkReady). */
+  networkReadiness(selector: NetworkSelector): NetworkStatus;
+  /**
+   * Before serving: finish or undo what a crash interrupted, remove namespaces of ours no record
+   * owns. setUp, tearDown, check and gc called while it runs wait for it.
+   */
   recover(): Promise<RecoveryReport>;
   /** CNI garbage collection, with no ADD or DEL in flight. */
   gc(req?: GCRequest): Promise<GCReport>;

@@ -44,6 +44,8 @@ const names: string[] = [];
 const managers: NetworkManager[] = [];
 /** The network of the failing handler whose ADD succeeds. */
 let goodName: string;
+let delFailName: string;
+let delMarker: string;
 
 function bridgeConflist(name: string, subnet: Subnet): Record<string, unknown> {
   return {
@@ -94,7 +96,15 @@ beforeAll(async () => {
   goodName = `good-${randomHex(4)}`;
   await writeJSON(join(failDir, '10-good.conflist'), bridgeConflist(goodName, uniqueSubnet()));
   await writeJSON(join(failDir, '20-bad.conflist'), { cniVersion: '1.0.0', name: `bad-${randomHex(4)}`, plugins: [{ type: 'fail-json', passDel: true }] });
-  cfg.runtimes = { failing: { cniConfDir: failDir, cniMaxConfNum: 2 } };
+  // A handler whose chain's DEL fails while a marker file exists: for the kept-record test.
+  const delFailDir = join(root, 'conf-delfail');
+  await mkdir(delFailDir);
+  delMarker = join(root, 'refuse-del');
+  delFailName = `delfail-${randomHex(4)}`;
+  const chain = bridgeConflist(delFailName, uniqueSubnet()) as { plugins: unknown[] };
+  chain.plugins.push({ type: 'e2e-passthrough', failDelIfExists: delMarker });
+  await writeJSON(join(delFailDir, '10-delfail.conflist'), chain);
+  cfg.runtimes = { failing: { cniConfDir: failDir, cniMaxConfNum: 2 }, delfail: { cniConfDir: delFailDir } };
   runtimeNetns = new NetnsManager(join(root, 'runtime-netns'));
   // Every namespace the engine made must be gone by the end, and the test's own ones are removed here.
   cleanup.push(async () => expect(await new NetnsManager(cfg.netnsDir).list()).toEqual([]), 'no engine namespace left');
@@ -315,6 +325,63 @@ describe('teardown is idempotent', () => {
     expect(await linkExists(ns, 'eth1')).toBe(false);
     expect(await allocFiles(0)).toEqual([]);
     expect(await allocFiles(1)).toEqual([]);
+  });
+});
+
+describe('a failed DEL', () => {
+  it('keeps the record, notready with the error, and the next teardown finishes the job', async () => {
+    const engine = await newEngine();
+    const ns = await runtimeNamespace();
+    const req = request(ns, { networks: { runtimeHandler: 'delfail' }, loopback: false });
+    await engine.setUp(req, AbortSignal.timeout(60_000));
+    expect(await allocFiles(delFailName)).toHaveLength(1);
+    await writeFile(delMarker, '');
+    const err = await engineError(engine.tearDown(req.id, { forget: true }));
+    expect(err.kind).toBe('plugin-failed');
+    expect(err.cniCode).toBe(11);
+    expect(err.message).toContain(`failed to tear down network of sandbox ${req.id}`);
+    expect(engine.get(req.id)).toMatchObject({ phase: 'notready', lastError: expect.stringContaining('DEL refused while the marker file exists') });
+    // A restart still knows it: the record is on disk.
+    const again = await newEngine();
+    await again.recover();
+    expect(again.get(req.id)).toMatchObject({ phase: 'notready', lastError: expect.stringContaining('DEL refused') });
+    await rm(delMarker);
+    await again.tearDown(req.id, { forget: true });
+    expect(again.get(req.id)).toBeUndefined();
+    expect(await allocFiles(delFailName)).toEqual([]);
+    expect(await cacheEntriesOf(req.id)).toEqual([]);
+    expect(await runtimeNetns.exists(ns)).toBe(true);
+  });
+});
+
+describe('recovery comes first', () => {
+  it('a setup that arrives while recovery runs waits for it (recovery undoes the interrupted one, then the new one is made)', async () => {
+    const first = await newEngine();
+    const ns = await runtimeNamespace();
+    const req = request(ns);
+    await first.setUp(req, AbortSignal.timeout(60_000));
+    // The daemon died mid-ADD of this id; the runtime retries the ADD as the new daemon starts.
+    const file = join(cfg.stateDir, 'sandboxes', `${req.id}.json`);
+    await writeFile(file, JSON.stringify({ ...(JSON.parse(await readFile(file, 'utf8')) as SandboxRecord), phase: 'creating' }));
+    const engine = await newEngine();
+    const [report, { record }] = await Promise.all([engine.recover(), engine.setUp(req, AbortSignal.timeout(60_000))]);
+    expect(report.finished).toBe(1);
+    expect(record.phase).toBe('ready');
+    expect(engine.get(req.id)).toBe(record);
+    const ip = summaryOf(record).interfaces['eth0']!.ipConfigs[0]!;
+    // One IPv4 address on eth0: the first ADD was undone before the retried one ran.
+    expect((await ipAddrsIn(ns, 'eth0')).filter((a) => a.family === 'inet').map((a) => a.cidr)).toEqual([ip.address]);
+    expect(await allocFiles(0)).toHaveLength(1);
+    await engine.tearDown(req.id, { forget: true });
+    expect(await allocFiles(0)).toEqual([]);
+  });
+
+  it('network readiness by handler or by network name, with the reason', async () => {
+    const engine = await newEngine();
+    expect(engine.networkReadiness({ runtimeHandler: '' })).toMatchObject({ ready: true, message: expect.stringContaining(names[0]!) });
+    expect(engine.networkReadiness({ network: names[1]! })).toEqual({ ready: true, message: `network "${names[1]}" is loaded` });
+    expect(engine.networkReadiness({ network: 'nope' })).toEqual({ ready: false, message: 'network "nope" is not loaded from any conf dir' });
+    expect(engine.networkReadiness({ runtimeHandler: 'nope' })).toMatchObject({ ready: false, message: expect.stringContaining('runtime handler "nope" is not declared') });
   });
 });
 
