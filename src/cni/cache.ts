@@ -126,6 +126,9 @@ export class ResultCache {
       }
       if (!entry || !entry.ifName || !entry.networkName) continue;
       if (containerID && entry.containerID !== containerID) continue;
+      // libcni reads an entry by the name its fields give; a file under another name (a copy, a
+      // stray write) is not the entry of those fields.
+      if (name !== `${entry.networkName}-${entry.containerID}-${entry.ifName}`) continue;
       out.push(entry);
     }
     return out;
