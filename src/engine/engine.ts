@@ -434,7 +434,8 @@ export class Engine implements PodNetworkEngine {
   private async stopLocked(id: string): Promise<void> {
     const rec = this.store.get(id);
     if (!rec) return;
-    if (rec.phase === 'notready' && !rec.lastError && !(rec.netnsPath && (await this.netns.exists(rec.netnsPath)))) return;
+    // Already torn down (Stop then Remove): nothing to DEL again.
+    if (rec.phase === 'notready' && !rec.lastError && !rec.teardownPending && !(rec.netnsPath && (await this.netns.exists(rec.netnsPath)))) return;
     rec.phase = 'stopping';
     await this.store.put(rec);
     try {
@@ -448,6 +449,7 @@ export class Engine implements PodNetworkEngine {
     rec.phase = 'notready';
     rec.ips = [];
     delete rec.lastError;
+    delete rec.teardownPending;
     await this.store.put(rec);
   }
 
@@ -563,6 +565,7 @@ export class Engine implements PodNetworkEngine {
         } else if (rec.phase === 'ready' && !rec.hostNetwork && !(await present(rec))) {
           rec.phase = 'notready';
           rec.ips = [];
+          rec.teardownPending = true;
           await this.store.put(rec);
           log.warn('network namespace is gone; sandbox marked notready');
         }

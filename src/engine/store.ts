@@ -77,13 +77,18 @@ export interface SandboxRecord {
   timings: PluginTiming[];
   /** The last teardown failure; the next Stop/Remove retries. */
   lastError?: string;
+  /**
+   * Recovery found the namespace gone and marked the pod notready without a teardown: the next
+   * teardown still DELs (with an empty CNI_NETNS), so IPAM is released.
+   */
+  teardownPending?: boolean;
   /** The CRI door's own facts (never read by the engine). */
   cri?: CRIFacts;
   version: 2;
 }
 
 /** A record as podnet before the engine wrote it (version 1): CRI-only, its facts at the top level. */
-interface RecordV1 extends Omit<SandboxRecord, 'version' | 'door' | 'netnsOwner' | 'clusterIfName' | 'cri' | 'network'> {
+interface RecordV1 extends Omit<SandboxRecord, 'version' | 'door' | 'netnsOwner' | 'clusterIfName' | 'cri' | 'network' | 'teardownPending'> {
   version: 1;
   config: Record<string, unknown>;
   createdAt: string;

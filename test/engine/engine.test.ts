@@ -314,6 +314,24 @@ describe('teardown is idempotent', () => {
     expect(await cacheEntriesOf(req.id)).toEqual([]);
   });
 
+  it('after the namespace vanished while podnet was down: recovery marks it notready, the next teardown still DELs', async () => {
+    const first = await newEngine();
+    const mgr = new NetnsManager(join(root, `runtime-gone-${randomHex(4)}`));
+    const ns = await mgr.create();
+    const req = request(ns);
+    await first.setUp(req, AbortSignal.timeout(60_000));
+    await mgr.remove(ns);
+    const engine = await newEngine();
+    await engine.recover();
+    expect(engine.get(req.id)).toMatchObject({ phase: 'notready', ips: [], teardownPending: true });
+    expect(await allocFiles(0)).toHaveLength(1);
+    await engine.tearDown(req.id, { forget: true });
+    expect(engine.get(req.id)).toBeUndefined();
+    expect(await allocFiles(0)).toEqual([]);
+    expect(await allocFiles(1)).toEqual([]);
+    expect(await cacheEntriesOf(req.id)).toEqual([]);
+  });
+
   it('with no cache entries: DEL from the recorded config still releases everything', async () => {
     const engine = await newEngine();
     const ns = await runtimeNamespace();
