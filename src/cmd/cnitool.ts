@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { CNIConfig } from '../cni/cni.js';
 import { loadNetworkConf } from '../cni/config.js';
-import { isObject, parseJSON } from '../cni/json.js';
+import { isObject, parseJSON } from '../util/json.js';
 import type { RuntimeConf } from '../cni/runtime-conf.js';
+import { defaultConfig } from '../cri/config.js';
+import { DEFAULT_IFNAME } from '../engine/types.js';
 
 /** cnitool's container id for a netns: the same one Go's cnitool derives, so either can DEL. */
 export function cnitoolContainerID(netnsPath: string): string {
@@ -53,7 +55,7 @@ export async function cnitool(verb: string, args: string[], env: CnitoolEnv, cac
   const [network, netns] = args;
   const needsNetns = verb !== 'gc' && verb !== 'status';
   if (!network || (needsNetns && !netns)) throw new UsageError(`usage: podnet ${verb} <network>${needsNetns ? ' <netns>' : ''}`);
-  const confDir = env.NETCONFPATH || '/etc/cni/net.d';
+  const confDir = env.NETCONFPATH || defaultConfig().cni.confDir;
   const list = await loadNetworkConf(confDir, network);
   // No default plugin path: cnitool with CNI_PATH unset finds no plugin ("no paths provided").
   const cni = new CNIConfig({ path: (env.CNI_PATH ?? '').split(':').filter(Boolean), cacheDir, onStderr: (ev) => stderr(ev.stderr) });
@@ -69,7 +71,7 @@ export async function cnitool(verb: string, args: string[], env: CnitoolEnv, cac
   const rt: RuntimeConf = {
     containerID: env.CNI_CONTAINERID || cnitoolContainerID(nsPath),
     netNS: nsPath,
-    ifName: env.CNI_IFNAME || 'eth0',
+    ifName: env.CNI_IFNAME || DEFAULT_IFNAME,
     args: parseCniArgs(env.CNI_ARGS),
     capabilityArgs: parseCapArgs(env.CAP_ARGS),
   };

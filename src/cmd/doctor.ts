@@ -5,11 +5,11 @@ import { execa } from 'execa';
 import { CNIConfig, runtimeConfFromCache } from '../cni/cni.js';
 import { confListFromConfBytes, loadConfDir, type NetworkConfigList } from '../cni/config.js';
 import { errorMessage } from '../cni/errors.js';
-import { isObject } from '../cni/json.js';
+import { isObject } from '../util/json.js';
 import { delAttachment } from '../cni/networks.js';
 import { NetnsManager, nsfsMounts } from '../netns/netns.js';
-import { clip } from '../cri/quote.js';
-import { NetnsLedger, SandboxStore } from '../cri/store.js';
+import { clip } from '../util/quote.js';
+import { NetnsLedger, SandboxStore } from '../engine/store.js';
 
 export interface DoctorOptions {
   stateDir: string;
@@ -239,6 +239,7 @@ async function findLinkLeaks(input: LinkScanInput): Promise<Leak[]> {
 export async function findLeaks(o: DoctorOptions): Promise<Leak[]> {
   const records = await SandboxStore.readAll(o.stateDir);
   const ids = new Set(records.map((r) => r.id));
+  // Every sandbox's namespace, ours or the runtime's: none of them is a leak.
   const owned = new Set(records.map((r) => r.netnsPath).filter(Boolean));
   const netns = new NetnsManager(o.netnsDir);
   const { lists } = await loadConfDir(o.confDir);
@@ -305,9 +306,13 @@ export async function fixLeaks(leaks: Leak[], o: DoctorOptions): Promise<string[
   const cni = new CNIConfig({ path: o.binDirs, cacheDir: o.cacheDir });
   const netns = new NetnsManager(o.netnsDir);
   const ledger = new NetnsLedger(o.stateDir);
+  // Read again at fix time: a namespace a runtime owns (CNI door) is never unmounted or removed,
+  // whatever the scan found (containerd's cni-<uuid> live in the same dir as ours).
+  const runtimeOwned = new Set((await SandboxStore.readAll(o.stateDir)).filter((r) => r.netnsOwner === 'runtime').map((r) => r.netnsPath));
   for (const leak of actionable(leaks)) {
     try {
       if (leak.kind === 'netns') {
+        if (runtimeOwned.has(leak.path)) throw new Error('not removed: the container runtime owns this namespace (a sandbox of the CNI door)');
         await netns.remove(leak.path);
         await ledger.remove(leak.path);
       } else if (leak.kind === 'cache') {

@@ -3,13 +3,16 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CNIConfig } from '../cni/cni.js';
 import { loadConfDir, type NetworkConfigList } from '../cni/config.js';
-import { nadConfList, NADStore } from '../cri/attachments.js';
+import { nadConfList, NADStore } from '../engine/attachments.js';
 import { errorMessage } from '../cni/errors.js';
 import { podnetVersion } from '../cri/runtime-service.js';
-import { networkStatus } from '../cri/sandbox-service.js';
-import { SandboxStore, type SandboxRecord } from '../cri/store.js';
+import { defaultConfig } from '../cri/config.js';
+import { networkStatus } from '../engine/network-status.js';
+import { SandboxStore, type SandboxRecord } from '../engine/store.js';
 import { cnitool, UsageError } from './cnitool.js';
 import { actionable, findLeaks, fixLeaks } from './doctor.js';
+
+const DEFAULTS = defaultConfig();
 
 const USAGE = `usage: podnet <command> [args]
 
@@ -19,9 +22,9 @@ cnitool-compatible (env: NETCONFPATH, CNI_PATH, CNI_IFNAME, CNI_ARGS, CAP_ARGS, 
   check <network> <netns>      CHECK
   gc <network>                 CNI GC with no valid attachments (spec 1.1.0)
   status <network>             CNI STATUS (spec 1.1.0)
-    --cache-dir DIR            result cache (default /var/lib/cni)
+    --cache-dir DIR            result cache (default ${DEFAULTS.cni.cacheDir})
 
-Daemon state (--state-dir DIR, default /var/lib/podnet):
+Daemon state (--state-dir DIR, default ${DEFAULTS.stateDir}):
   sandboxes [--json]           table of sandboxes
   inspect <id>                 one sandbox: network status, results, plugin timings (JSON)
   network-status <id>          the Multus network-status list of a sandbox (JSON)
@@ -149,14 +152,14 @@ async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: rest,
     options: {
-      'state-dir': { type: 'string', default: '/var/lib/podnet' },
-      'cache-dir': { type: 'string', default: '/var/lib/cni' },
-      'conf-dir': { type: 'string', default: '/etc/cni/net.d' },
-      'attachments-dir': { type: 'string', default: '/etc/podnet/attachments.d' },
-      'cni-bin-dir': { type: 'string', default: '/opt/cni/bin:/usr/lib/cni' },
+      'state-dir': { type: 'string', default: DEFAULTS.stateDir },
+      'cache-dir': { type: 'string', default: DEFAULTS.cni.cacheDir },
+      'conf-dir': { type: 'string', default: DEFAULTS.cni.confDir },
+      'attachments-dir': { type: 'string', default: DEFAULTS.attachmentsDir },
+      'cni-bin-dir': { type: 'string', default: DEFAULTS.cni.binDirs.join(':') },
       json: { type: 'boolean', default: false },
       fix: { type: 'boolean', default: false },
-      'netns-dir': { type: 'string', default: '/var/run/netns' },
+      'netns-dir': { type: 'string', default: DEFAULTS.netnsDir },
       help: { type: 'boolean', default: false },
     },
     allowPositionals: true,
@@ -196,10 +199,10 @@ async function main(argv: string[]): Promise<number> {
     case 'sandboxes': {
       const recs = await SandboxStore.readAll(stateDir);
       if (values.json) {
-        process.stdout.write(`${JSON.stringify(recs.map((r) => ({ id: r.id, pod: r.metadata.name, namespace: r.metadata.namespace, handler: r.runtimeHandler, state: r.phase, ips: r.ips.map((i) => i.ip), createdAt: r.createdAt })), null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify(recs.map((r) => ({ id: r.id, pod: r.metadata.name, namespace: r.metadata.namespace, handler: r.runtimeHandler, state: r.phase, ips: r.ips.map((i) => i.ip), createdAt: r.cri?.createdAt })), null, 2)}\n`);
         return 0;
       }
-      const rows = recs.map((r) => [r.id.slice(0, 13), r.metadata.name, r.metadata.namespace, r.runtimeHandler || '-', r.phase, r.ips.map((i) => i.ip).join(',') || '-', age(r.createdAt)]);
+      const rows = recs.map((r) => [r.id.slice(0, 13), r.metadata.name, r.metadata.namespace, r.runtimeHandler || '-', r.phase, r.ips.map((i) => i.ip).join(',') || '-', r.cri ? age(r.cri.createdAt) : '-']);
       process.stdout.write(table([['ID', 'POD', 'NAMESPACE', 'HANDLER', 'STATE', 'IPS', 'AGE'], ...rows]));
       return 0;
     }

@@ -4,19 +4,21 @@ import { startDaemon } from '../cri/daemon.js';
 import { createLogger, LOG_FORMATS, type LogFormat } from '../cri/logger.js';
 import { podnetVersion } from '../cri/runtime-service.js';
 
+const DEFAULTS = defaultConfig();
+
 const USAGE = `usage: podnetd [flags]
 
 Serves the CRI runtime.v1.RuntimeService (pod sandbox networking) on a unix socket.
 
   --config FILE          TOML config file (keys follow containerd's CRI config)
-  --socket PATH          socket to serve on (default /run/podnet/podnet.sock)
-  --state-dir DIR        sandbox records (default /var/lib/podnet)
-  --netns-dir DIR        network namespaces (default /var/run/netns)
-  --cni-bin-dir DIRS     colon-separated plugin dirs (default /opt/cni/bin:/usr/lib/cni)
-  --cni-conf-dir DIR     network configs (default /etc/cni/net.d)
-  --cni-cache-dir DIR    CNI result cache (default /var/lib/cni)
-  --log-level LEVEL      trace|debug|info|warn|error (default info)
-  --log-format FORMAT    auto|json|pretty (default auto: pretty on a terminal, else JSON lines)
+  --socket PATH          socket to serve on (default ${DEFAULTS.socket})
+  --state-dir DIR        sandbox records (default ${DEFAULTS.stateDir})
+  --netns-dir DIR        network namespaces (default ${DEFAULTS.netnsDir})
+  --cni-bin-dir DIRS     colon-separated plugin dirs (default ${DEFAULTS.cni.binDirs.join(':')})
+  --cni-conf-dir DIR     network configs (default ${DEFAULTS.cni.confDir})
+  --cni-cache-dir DIR    CNI result cache (default ${DEFAULTS.cni.cacheDir})
+  --log-level LEVEL      trace|debug|info|warn|error (default ${DEFAULTS.logLevel})
+  --log-format FORMAT    auto|json|pretty (default ${DEFAULTS.logFormat}: pretty on a terminal, else JSON lines)
   --metrics-address A    serve Prometheus metrics on host:port (e.g. 127.0.0.1:9465)
   --version              print the version and exit
   --help                 this text

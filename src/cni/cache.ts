@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isObject, isStringArray, parseJSON, type JSONObject } from './json.js';
-import { removeTempFiles, unlinkIfExists, writeFileAtomic } from './write-atomic.js';
+import { isTempName, removeTempFiles, unlinkIfExists, writeFileAtomic } from '../util/write-atomic.js';
 
 export const CACHE_KIND = 'cniCacheV1';
 
@@ -123,7 +123,7 @@ export class ResultCache {
     const out: CachedAttachment[] = [];
     for (const name of names) {
       if (containerID && !name.includes(`-${containerID}-`)) continue;
-      if (name.includes('.tmp-')) continue;
+      if (isTempName(name)) continue;
       let entry: CachedAttachment | undefined;
       try {
         entry = decodeCacheEntry(await readFile(join(dir, name)));
@@ -132,6 +132,9 @@ export class ResultCache {
       }
       if (!entry || !entry.ifName || !entry.networkName) continue;
       if (containerID && entry.containerID !== containerID) continue;
+      // libcni reads an entry by the name its fields give; a file under another name (a copy, a
+      // stray write) is not the entry of those fields.
+      if (name !== `${entry.networkName}-${entry.containerID}-${entry.ifName}`) continue;
       out.push(entry);
     }
     return out;

@@ -2,41 +2,22 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { LOG_FORMATS, type LogFormat } from './logger.js';
+import type { EngineConfig, RuntimeHandlerConfig } from '../engine/types.js';
+import { DurationError, parseDuration } from '../util/duration.js';
 
-/** A runtime handler's own networks (containerd's [plugins.cri.containerd.runtimes.<name>]). */
-export interface RuntimeHandlerConfig {
-  cniConfDir?: string;
-  cniMaxConfNum?: number;
-}
-
-export type IPPref = 'ipv4' | 'ipv6' | 'cni';
+export type { CNISettings, IPPref, RuntimeHandlerConfig } from '../engine/types.js';
 export type CgroupDriver = 'systemd' | 'cgroupfs';
 
-export interface CNISettings {
-  binDirs: string[];
-  confDir: string;
-  cacheDir: string;
-  maxConfNum: number;
-  confTemplate: string;
-  ipPref: IPPref;
-  setupSerially: boolean;
-  pluginTimeoutMs: number;
-}
-
-export interface DaemonConfig {
+/** podnetd's config: the engine's settings plus the daemon's own. */
+export interface DaemonConfig extends EngineConfig {
   socket: string;
   stateDir: string;
   netnsDir: string;
   logLevel: string;
   /** "auto": human-readable lines when stdout is a terminal, JSON lines otherwise. */
   logFormat: LogFormat;
-  defaultRuntimeHandler: string;
   cgroupDriver: CgroupDriver;
-  /** Bound on RunPodSandbox/StopPodSandbox network work running at once. */
-  maxConcurrentSetups: number;
   gcIntervalMs: number;
-  /** Teardown after a failure, or a stop whose client gave up, gets this long on its own. */
-  cleanupTimeoutMs: number;
   metricsAddress: string;
   attachmentsDir: string;
   /**
@@ -44,8 +25,6 @@ export interface DaemonConfig {
    * "inline" (child_process in the daemon; the fallback when the helper is not built).
    */
   spawner: 'helper' | 'inline';
-  cni: CNISettings;
-  runtimes: Record<string, RuntimeHandlerConfig>;
 }
 
 /**
@@ -56,6 +35,7 @@ function handlerTable(from: Record<string, RuntimeHandlerConfig> = {}): Record<s
   return Object.assign(Object.create(null) as Record<string, RuntimeHandlerConfig>, from);
 }
 
+/** The one place podnet's defaults live: podnetd, the podnet CLI and its cnitool commands read them. */
 export function defaultConfig(): DaemonConfig {
   return {
     socket: '/run/podnet/podnet.sock',
@@ -90,16 +70,6 @@ export class ConfigFileError extends Error {
     super(message);
     this.name = 'ConfigFileError';
   }
-}
-
-const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** "30s", "10m", "500ms", "1h": Go-style durations as containerd's config uses them. */
-export function parseDuration(v: string, key: string): number {
-  const m = DURATION_RE.exec(v.trim());
-  if (!m) throw new ConfigFileError(`${key}: invalid duration "${v}" (use e.g. "500ms", "30s", "10m")`);
-  return Math.round(Number(m[1]) * UNIT_MS[m[2]!]!);
 }
 
 type Table = Record<string, unknown>;
@@ -165,7 +135,13 @@ class TableReader {
       return;
     }
     if (typeof v !== 'string') throw new ConfigFileError(`${this.key(k)}: must be a duration string`);
-    apply(parseDuration(v, this.key(k)));
+    let ms: number;
+    try {
+      ms = parseDuration(v, this.key(k));
+    } catch (err) {
+      throw err instanceof DurationError ? new ConfigFileError(err.message) : err;
+    }
+    apply(ms);
   }
 
   strList(k: string, apply: (v: string[]) => void): void {

@@ -3,13 +3,15 @@ import { CNIConfig, type PluginExecEvent } from '../cni/cni.js';
 import { RawExec, type PluginExec } from '../cni/exec.js';
 import { NetnsManager } from '../netns/netns.js';
 import { HELPER_BINARY, helperAvailable, SpawnHelper } from '../spawner/helper.js';
+import { InlineSpawner } from '../spawner/spawner.js';
 import type { DaemonConfig } from './config.js';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NADStore } from './attachments.js';
-import { collectGarbage, retryFailedTeardowns, type GCReport } from './gc.js';
+import { NADStore } from '../engine/attachments.js';
+import { Engine } from '../engine/engine.js';
+import type { GCReport } from '../engine/gc.js';
 import { Metrics } from './metrics.js';
-import { NetworkManager } from './network-manager.js';
+import { NetworkManager } from '../engine/network-manager.js';
 import { RuntimeInfoService } from './runtime-service.js';
 import { SandboxService, type Clock } from './sandbox-service.js';
 import { CRIServer, type RPCObserver } from './server.js';
@@ -18,7 +20,7 @@ import { SandboxEvents } from './events.js';
 import { ImageInfoService } from './image-service.js';
 import { SandboxStatsService } from './stats.js';
 import { CommandNetDevReader } from '../netns/netdev.js';
-import { NetnsLedger, SandboxStore } from './store.js';
+import { NetnsLedger, SandboxStore } from '../engine/store.js';
 
 export interface DaemonDeps {
   exec?: PluginExec;
@@ -30,6 +32,7 @@ export interface DaemonDeps {
 
 export interface Daemon {
   cfg: DaemonConfig;
+  engine: Engine;
   sandboxes: SandboxService;
   networks: NetworkManager;
   runtime: RuntimeInfoService;
@@ -53,9 +56,9 @@ async function startSpawnHelper(cfg: DaemonConfig, log: Logger): Promise<SpawnHe
 
 /** Wires the parts together, recovers the store, loads networks, then serves. */
 export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDeps = {}): Promise<Daemon> {
-  let sandboxes: SandboxService | undefined;
+  let engine: Engine | undefined;
   const helper = await startSpawnHelper(cfg, log);
-  const metrics = new Metrics(() => sandboxes?.records() ?? []);
+  const metrics = new Metrics(() => engine?.list() ?? []);
   const cni = new CNIConfig({
     path: cfg.cni.binDirs,
     cacheDir: cfg.cni.cacheDir,
@@ -64,31 +67,33 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
     cachePluginPaths: true,
     observer: (ev) => {
       log.debug({ network: ev.network, plugin: ev.plugin, verb: ev.verb, sandbox: ev.containerID, ifName: ev.ifName, durationMs: ev.durationMs, err: ev.error?.message }, 'cni exec');
-      sandboxes?.onPluginExec(ev);
-      metrics.observePlugin(ev);
+      engine?.onPluginExec(ev);
+      metrics.observePlugin(ev, engine?.get(ev.containerID)?.door);
       deps.onPluginExec?.(ev);
     },
     // Informational, as libcni treats it (it copies it to its own stderr); bounded, a plugin may be chatty.
     onStderr: (ev) =>
       log.info({ network: ev.network, plugin: ev.plugin, verb: ev.verb, sandbox: ev.containerID, ifName: ev.ifName, stderr: ev.stderr.slice(0, 4096) }, 'plugin wrote to stderr'),
   });
-  const networks = new NetworkManager(cfg, cni, log.child({ component: 'networks' }));
+  const networks = new NetworkManager(cfg, cni, log.child({ component: 'networks' }), undefined, (source, loaded, rejected) => metrics.setConfigStatus(source, loaded, rejected));
   const netns = new NetnsManager(cfg.netnsDir, helper);
   const events = new SandboxEvents(deps.clock);
-  sandboxes = new SandboxService({
+  engine = new Engine({
     cfg,
     store: new SandboxStore(cfg.stateDir),
     ledger: new NetnsLedger(cfg.stateDir),
     netns,
     networks,
     nads: new NADStore(cfg.attachmentsDir),
-    log: log.child({ component: 'sandboxes' }),
-    ...(deps.clock ? { clock: deps.clock } : {}),
-    events,
+    spawner: helper ?? new InlineSpawner(),
+    log: log.child({ component: 'engine' }),
+    observer: { netnsOp: (op, door, ms) => metrics.observeNetns(op, door, ms), sandboxStep: (step, rec) => events.onSandboxStep(step, rec) },
   });
+  const eng = engine;
+  const sandboxes = new SandboxService({ cfg, engine: eng, log: log.child({ component: 'sandboxes' }), ...(deps.clock ? { clock: deps.clock } : {}) });
   const runtime = new RuntimeInfoService(cfg, networks, log.child({ component: 'runtime' }));
   await networks.start();
-  const recovered = await sandboxes.recover();
+  const recovered = await eng.recover();
   log.info(recovered, 'sandbox store recovered');
   const onRPC: RPCObserver = (rpc, ms, code) => {
     metrics.observeRPC(rpc, ms, code);
@@ -107,12 +112,11 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
   log.info({ socket: cfg.socket }, 'podnetd serving');
   const metricsServer = cfg.metricsAddress ? await metrics.serve(cfg.metricsAddress) : undefined;
   if (metricsServer) log.info({ address: cfg.metricsAddress }, 'serving metrics on /metrics');
-  const svc = sandboxes;
   const gcLog = log.child({ component: 'gc' });
   let gcRunning: Promise<GCReport> | undefined;
   const gc = (): Promise<GCReport> => {
-    gcRunning ??= retryFailedTeardowns(svc, gcLog)
-      .then(() => svc.exclusively(() => collectGarbage(cni, networks, svc, gcLog)))
+    gcRunning ??= eng
+      .gc()
       .then((r) => {
         metrics.gcRemoved.inc({ kind: 'cache_entry' }, r.staleAttachments);
         return r;
@@ -131,7 +135,8 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
   process.on('SIGUSR1', runGC);
   return {
     cfg,
-    sandboxes: svc,
+    engine: eng,
+    sandboxes,
     networks,
     runtime,
     cni,

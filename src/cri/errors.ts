@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
-import { ConfigError, ErrorCode, InvalidRequestError, PluginError, PluginTimeoutError } from '../cni/errors.js';
-import { PluginCanceledError } from '../cni/invoke.js';
+import { ErrorCode } from '../cni/errors.js';
+import { toEngineError, type EngineError, type EngineErrorKind } from '../engine/errors.js';
 
 /** An error with the gRPC status the client should see. */
 export class CRIError extends Error {
@@ -20,26 +20,31 @@ export const alreadyExists = (msg: string): CRIError => new CRIError(status.ALRE
 export const unimplemented = (msg: string): CRIError => new CRIError(status.UNIMPLEMENTED, msg);
 export const internal = (msg: string): CRIError => new CRIError(status.INTERNAL, msg);
 
-/** Maps anything thrown below the RPC layer to the status a kubelet can act on. */
+const CODE_OF: Record<Exclude<EngineErrorKind, 'plugin-failed'>, status> = {
+  'invalid-request': status.INVALID_ARGUMENT,
+  'not-found': status.NOT_FOUND,
+  'already-exists': status.ALREADY_EXISTS,
+  'failed-precondition': status.FAILED_PRECONDITION,
+  unavailable: status.UNAVAILABLE,
+  'deadline-exceeded': status.DEADLINE_EXCEEDED,
+  canceled: status.CANCELLED,
+  internal: status.INTERNAL,
+};
+
+/** A plugin's CNI error code as the status a kubelet can act on: retry, fix the config, or not known. */
+function pluginCode(cniCode: number | undefined): status {
+  if (cniCode === ErrorCode.TryAgainLater || cniCode === ErrorCode.PluginNotAvailable) return status.UNAVAILABLE;
+  if (cniCode === ErrorCode.InvalidNetworkConfig || cniCode === ErrorCode.UnsupportedField || cniCode === ErrorCode.IncompatibleVersion) return status.FAILED_PRECONDITION;
+  return status.UNKNOWN;
+}
+
+function codeOf(e: EngineError): status {
+  return e.kind === 'plugin-failed' ? pluginCode(e.cniCode) : CODE_OF[e.kind];
+}
+
+/** The one mapping of the CRI door: engine errors (and anything else thrown) to a gRPC status. */
 export function toCRIError(err: unknown, context?: string): CRIError {
   if (err instanceof CRIError) return err;
-  const prefix = context ? `${context}: ` : '';
-  const msg = `${prefix}${err instanceof Error ? err.message : String(err)}`;
-  if (err instanceof PluginTimeoutError) return new CRIError(status.DEADLINE_EXCEEDED, msg);
-  if (err instanceof PluginCanceledError) return new CRIError(status.CANCELLED, msg);
-  if (err instanceof PluginError) {
-    if (err.code === ErrorCode.TryAgainLater || err.code === ErrorCode.PluginNotAvailable) return new CRIError(status.UNAVAILABLE, msg);
-    if (err.code === ErrorCode.InvalidNetworkConfig || err.code === ErrorCode.UnsupportedField || err.code === ErrorCode.IncompatibleVersion) {
-      return new CRIError(status.FAILED_PRECONDITION, msg);
-    }
-    return new CRIError(status.UNKNOWN, msg);
-  }
-  if (err instanceof InvalidRequestError) return new CRIError(status.INVALID_ARGUMENT, msg);
-  if (err instanceof ConfigError) return new CRIError(status.FAILED_PRECONDITION, msg);
-  if (err instanceof Error && 'errors' in err && Array.isArray((err as { errors: unknown }).errors)) {
-    const first = (err as { errors: unknown[] }).errors[0];
-    const mapped = toCRIError(first, context);
-    return new CRIError(mapped.code, msg);
-  }
-  return new CRIError(status.INTERNAL, msg);
+  const e = toEngineError(err, context);
+  return new CRIError(codeOf(e), e.message);
 }

@@ -1,9 +1,20 @@
 import { status, type ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { ContainerEventResponse, ContainerEventType, GetEventsRequest, PodSandboxStatus } from '../gen/runtime/v1/api.js';
+import { ContainerEventType, type ContainerEventResponse, type GetEventsRequest, type PodSandboxStatus } from '../gen/runtime/v1/api.js';
+import type { SandboxRecord } from '../engine/store.js';
+import type { SandboxStep } from '../engine/types.js';
+import { sandboxStatus } from './pod-sandbox-status.js';
 import { systemClock, type Clock } from './sandbox-service.js';
 
-/** Where the sandbox service reports each lifecycle step. */
+/** The container event the CRI reports for each step of a sandbox's life, as containerd does. */
+const EVENT_OF_STEP: Readonly<Record<SandboxStep, ContainerEventType>> = {
+  created: ContainerEventType.CONTAINER_CREATED_EVENT,
+  ready: ContainerEventType.CONTAINER_STARTED_EVENT,
+  stopped: ContainerEventType.CONTAINER_STOPPED_EVENT,
+  removed: ContainerEventType.CONTAINER_DELETED_EVENT,
+};
+
+/** Where each lifecycle step of a sandbox is reported. */
 export interface SandboxEventSink {
   /** Whether anyone listens: the caller builds the status only then. */
   readonly listening: boolean;
@@ -32,6 +43,12 @@ export class SandboxEvents implements SandboxEventSink {
 
   get subscriberCount(): number {
     return this.subscribers.size;
+  }
+
+  /** The engine's observer: a CRI door sandbox's step becomes an event (the CNI door's pods are not the kubelet's). */
+  onSandboxStep(step: SandboxStep, rec: Readonly<SandboxRecord>): void {
+    if (rec.door !== 'cri' || !this.listening) return;
+    this.publish(EVENT_OF_STEP[step], sandboxStatus(rec));
   }
 
   publish(type: ContainerEventType, sandbox: PodSandboxStatus): void {

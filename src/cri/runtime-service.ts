@@ -1,7 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { writeFileAtomic } from '../cni/write-atomic.js';
+import { writeFileAtomic } from '../util/write-atomic.js';
 import {
   CgroupDriver,
   type RuntimeConfigResponse,
@@ -12,9 +12,9 @@ import {
 } from '../gen/runtime/v1/api.js';
 import type { DaemonConfig } from './config.js';
 import { invalidArgument, toCRIError } from './errors.js';
-import { quote } from './quote.js';
-import { ipFamily } from './validate.js';
-import type { NetworkManager } from './network-manager.js';
+import { quote } from '../util/quote.js';
+import { ipFamily } from '../util/ip.js';
+import type { NetworkManager } from '../engine/network-manager.js';
 import { renderTemplate, templateData } from './template.js';
 
 export const RUNTIME_NAME = 'podnet';

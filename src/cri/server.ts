@@ -19,7 +19,7 @@ import type { ContainerService } from './container-service.js';
 import { CRIError, invalidArgument, toCRIError, unimplemented } from './errors.js';
 import { serveContainerEvents, type SandboxEvents } from './events.js';
 import type { ImageInfoService } from './image-service.js';
-import { clip, MESSAGE_LIMIT, quote } from './quote.js';
+import { clip, MESSAGE_LIMIT, quote } from '../util/quote.js';
 import { lostMapKey, type LostKey } from './wire-keys.js';
 import type { RuntimeInfoService } from './runtime-service.js';
 import type { CallContext, SandboxService } from './sandbox-service.js';
@@ -148,9 +148,9 @@ export function buildRuntimeService(s: Services, log: Logger): UntypedServiceImp
   for (const [key, def] of Object.entries(RuntimeServiceService)) {
     const rpc = def.path.slice(def.path.lastIndexOf('/') + 1);
     impl[key] = def.responseStream
-      ? (call: ServerWritableStream<unknown, unknown>) => {
+      ? stream(rpc, log, (call: ServerWritableStream<unknown, unknown>) => {
           call.emit('error', { code: status.UNIMPLEMENTED, details: `${rpc}: ${UNIMPLEMENTED_MESSAGE}` });
-        }
+        })
       : u(rpc, () => {
           throw unimplemented(`${rpc}: ${UNIMPLEMENTED_MESSAGE}`);
         });

@@ -11,7 +11,7 @@ import type {
 } from '../gen/runtime/v1/api.js';
 import { parseNetDev, type InterfaceCounters, type NetDevReader } from '../netns/netdev.js';
 import { failedPrecondition } from './errors.js';
-import { Semaphore } from './locks.js';
+import { Semaphore } from '../engine/locks.js';
 import { systemClock, type Clock } from './sandbox-service.js';
 
 /** What the stats code needs to know of one sandbox. */

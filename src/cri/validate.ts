@@ -2,9 +2,9 @@ import { isIP } from 'node:net';
 import { NamespaceMode, Protocol, type PodSandboxConfig, type PortMapping as CRIPortMapping } from '../gen/runtime/v1/api.js';
 import type { BandWidth, PortMapping } from '../cni/networks.js';
 import { invalidArgument } from './errors.js';
-import { MAX_BANDWIDTH, MIN_BANDWIDTH, parseQuantity } from './quantity.js';
-import { quote } from './quote.js';
-import type { PodMetadata } from './store.js';
+import { MAX_BANDWIDTH, MIN_BANDWIDTH, parseQuantity } from '../util/quantity.js';
+import { quote } from '../util/quote.js';
+import type { PodMetadata } from '../engine/store.js';
 
 export const INGRESS_BANDWIDTH = 'kubernetes.io/ingress-bandwidth';
 export const EGRESS_BANDWIDTH = 'kubernetes.io/egress-bandwidth';
@@ -38,19 +38,6 @@ function checkMap(field: string, m: Record<string, string>): void {
   if (bytes > MAX_MAP_BYTES) throw invalidArgument(`${field} are larger than ${MAX_MAP_BYTES} bytes`);
 }
 
-/** 4 or 6 for an IP literal (or IP/prefix when cidr), else undefined. Zones ("%eth0") are refused. */
-export function ipFamily(text: string, cidr: boolean): 4 | 6 | undefined {
-  const slash = text.indexOf('/');
-  const addr = cidr && slash >= 0 ? text.slice(0, slash) : text;
-  if (addr.includes('%')) return undefined;
-  const family = isIP(addr);
-  if (family !== 4 && family !== 6) return undefined;
-  if (cidr && slash >= 0) {
-    const prefix = text.slice(slash + 1);
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128)) return undefined;
-  }
-  return family;
-}
 
 export function validateMetadata(config: PodSandboxConfig | undefined): PodMetadata {
   if (!config) throw invalidArgument('config is required');

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, stat, statfs, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { InlineSpawner, type Spawner } from '../spawner/spawner.js';
-import { unlinkIfExists } from '../cni/write-atomic.js';
+import { unlinkIfExists } from '../util/write-atomic.js';
 
 /** Our namespaces are `cni-<uuid>`, like containerd's; other tools' files in the dir are never ours. */
 export const NETNS_PREFIX = 'cni-';

@@ -4,10 +4,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CNIConfig, confListFromBytes } from '../../src/cni/index.js';
-import { writeFileAtomic } from '../../src/cni/write-atomic.js';
+import { writeFileAtomic } from '../../src/util/write-atomic.js';
 import { pino } from 'pino';
 import { defaultConfig } from '../../src/cri/config.js';
-import { NetworkManager } from '../../src/cri/network-manager.js';
+import { NetworkManager } from '../../src/engine/network-manager.js';
 import { pathExists, PLUGIN_DIRS, tmpDir, waitFor } from '../helpers/env.js';
 
 const dirs: string[] = [];

@@ -1,11 +1,12 @@
 // Input checks that need no daemon: the bounded quote, quantities, the pod config's fields, and
 // the networks annotation's JSON form field by field.
 import { describe, expect, it } from 'vitest';
-import { NETWORKS_ANNOTATION, parseNetworksAnnotation } from '../../src/cri/attachments.js';
+import { NETWORKS_ANNOTATION, parseNetworksAnnotation } from '../../src/engine/attachments.js';
 import { parseConfig } from '../../src/cri/config.js';
-import { parseQuantity } from '../../src/cri/quantity.js';
-import { clip, quote, QUOTE_LIMIT } from '../../src/cri/quote.js';
-import { ipFamily, toBandwidth, validatePodConfig } from '../../src/cri/validate.js';
+import { parseQuantity } from '../../src/util/quantity.js';
+import { clip, quote, QUOTE_LIMIT } from '../../src/util/quote.js';
+import { toBandwidth, validatePodConfig } from '../../src/cri/validate.js';
+import { ipFamily } from '../../src/util/ip.js';
 import { NamespaceMode, PodSandboxConfig, type DeepPartial } from '../../src/gen/runtime/v1/api.js';
 import { invalidArgumentMessage } from '../helpers/refusal.js';
 

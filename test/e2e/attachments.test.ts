@@ -17,7 +17,7 @@ import {
   NETWORKS_ANNOTATION,
   parseDefaultNetwork,
   parseNetworksAnnotation,
-} from '../../src/cri/attachments.js';
+} from '../../src/engine/attachments.js';
 import {
   createdBridges,
   createdRoots,

@@ -6,7 +6,7 @@ import { cnitoolContainerID } from '../../src/cmd/cnitool.js';
 import { NetnsManager } from '../../src/netns/netns.js';
 import { CNIConfig } from '../../src/cni/cni.js';
 import { loadNetworkByName } from '../../src/cni/config.js';
-import { NetnsLedger } from '../../src/cri/store.js';
+import { NetnsLedger } from '../../src/engine/store.js';
 import {
   Cleanup,
   hostLocalIpam,

@@ -1,5 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomInt } from 'node:crypto';
+import { join } from 'node:path';
+import { waitFor } from '../helpers/env.js';
 import { disposeAll, newRoot, podConfig, startDaemon, testNetwork } from './harness.js';
 
 async function scrape(port: number): Promise<string> {
@@ -36,6 +38,15 @@ describe('podnetd /metrics', () => {
     expect(sample(after, 'podnet_rpc_requests_total', { method: 'RunPodSandbox', code: 'OK' })).toBe(1);
     expect(sample(after, 'podnet_cni_plugin_duration_seconds_count', { network: net.name, plugin: 'bridge', verb: 'ADD', outcome: 'ok' })).toBe(1);
     expect(sample(after, 'podnet_sandboxes', { phase: 'ready' })).toBe(1);
+    // The door: the CRI's requests, its pods, their plugin runs and namespaces.
+    expect(sample(after, 'podnet_rpc_requests_total', { door: 'cri', method: 'RunPodSandbox', code: 'OK' })).toBe(1);
+    expect(sample(after, 'podnet_sandboxes', { door: 'cri', phase: 'ready' })).toBe(1);
+    expect(sample(after, 'podnet_sandboxes', { door: 'cni', phase: 'ready' })).toBe(0);
+    expect(sample(after, 'podnet_cni_plugin_duration_seconds_count', { door: 'cri', network: net.name, plugin: 'bridge', verb: 'ADD' })).toBe(1);
+    expect(sample(after, 'podnet_netns_operation_duration_seconds_count', { door: 'cri', op: 'create' })).toBe(1);
+    expect(sample(after, 'podnet_netns_operation_duration_seconds_count', { door: 'cri', op: 'remove' })).toBe(0);
+    // The conf dir's file loaded; a broken one is reported as 0 once the reload saw it.
+    expect(sample(after, 'podnet_network_config_valid', { source: 'default', file: join(d.confDir, '10-net.conflist') })).toBe(1);
     // No doubled suffixes anywhere (containerd's *_seconds_seconds, *_total_total).
     expect(after).not.toMatch(/_seconds_seconds|_total_total/);
     await d.rpc.stop(id);
@@ -43,5 +54,12 @@ describe('podnetd /metrics', () => {
     const end = await scrape(port);
     expect(sample(end, 'podnet_cni_plugin_duration_seconds_count', { network: net.name, plugin: 'bridge', verb: 'DEL', outcome: 'ok' })).toBe(1);
     expect(sample(end, 'podnet_sandboxes', { phase: 'ready' })).toBe(0);
+    expect(sample(end, 'podnet_netns_operation_duration_seconds_count', { door: 'cri', op: 'remove' })).toBe(1);
+    await d.writeConf('20-broken.conflist', '{"cniVersion": "1.0.0", "plugins": [');
+    const broken = join(d.confDir, '20-broken.conflist');
+    expect(await waitFor(async () => (await scrape(port)).includes(`file="${broken}"`), 10_000)).toBe(true);
+    const reloaded = await scrape(port);
+    expect(sample(reloaded, 'podnet_network_config_valid', { source: 'default', file: broken })).toBe(0);
+    expect(sample(reloaded, 'podnet_network_config_valid', { source: 'default', file: join(d.confDir, '10-net.conflist') })).toBe(1);
   });
 });

@@ -171,6 +171,32 @@ describe('RunPodSandbox, PodSandboxStatus, ListPodSandbox', () => {
     await d.rpc.remove(id);
     expect(await d.netnsFiles()).toEqual([]);
   });
+
+  it('upgrades over a state dir of the previous format: a version-1 record is served, stopped and removed', async () => {
+    const { d, net } = await daemonWithNetwork();
+    const cfg = podConfig({ labels: { app: 'old' }, annotations: { note: 'v1' } });
+    const id = await d.rpc.run(cfg);
+    const ip = await podIP(d, id);
+    const before = (await d.rpc.status(id)).status!;
+    await d.stop();
+    // The record as podnet wrote it before the engine: the captured fixture's fields, in its order.
+    const fixture = JSON.parse(await readFile(new URL('../fixtures/records/v1-ready.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+    const file = join(d.stateDir, 'sandboxes', `${id}.json`);
+    const now = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown> & { cri: { config: unknown; createdAt: string } };
+    const v1: Record<string, unknown> = {};
+    for (const key of Object.keys(fixture)) v1[key] = key === 'version' ? 1 : key === 'config' ? now.cri.config : key === 'createdAt' ? now.cri.createdAt : now[key];
+    expect(Object.keys(v1).sort()).toEqual(Object.keys(fixture).sort());
+    await writeFile(file, JSON.stringify(v1));
+    await d.spawn();
+    const after = (await d.rpc.status(id)).status!;
+    expect(after).toEqual(before);
+    expect((await d.rpc.list()).map((p) => p.id)).toContain(id);
+    await d.rpc.stop(id);
+    expect(await pathExists(join(net.dataDir, net.name, ip))).toBe(false);
+    await d.rpc.remove(id);
+    expect(await d.netnsFiles()).toEqual([]);
+    expect(await d.cacheEntries()).toEqual([]);
+  });
 });
 
 describe('port mappings', () => {

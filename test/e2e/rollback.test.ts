@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { status } from '@grpc/grpc-js';
 import { PodSandboxState } from '../../src/gen/runtime/v1/api.js';
-import type { SandboxRecord } from '../../src/cri/store.js';
+import type { SandboxRecord } from '../../src/engine/store.js';
 import {
   expectNothingLeft,
   listDir,

@@ -6,10 +6,10 @@ import { CNIConfig } from '../cni/cni.js';
 import { loadConfDir, type ConfigLoadError, type NetworkConfigList } from '../cni/config.js';
 import { errorMessage } from '../cni/errors.js';
 import { Networks } from '../cni/networks.js';
-import type { DaemonConfig } from './config.js';
 import { dirSignature } from './dir-signature.js';
 import { invalidArgument } from './errors.js';
-import { quote } from './quote.js';
+import { quote } from '../util/quote.js';
+import type { EngineConfig } from './types.js';
 
 /**
  * inode and mtime of each plugin dir: adding, removing or renaming an entry changes the dir's
@@ -40,6 +40,9 @@ export interface NetworkStatus {
 
 export const DEFAULT_SOURCE = 'default';
 
+/** Told after each load of a conf dir: the files that loaded and the ones that were rejected. */
+export type ConfigLoadObserver = (source: string, loaded: string[], rejected: string[]) => void;
+
 /**
  * Loads each conf dir into an immutable Networks and swaps in a new one when the dir changes.
  * In-flight setups keep the Networks they started with; nothing waits on a reload.
@@ -52,10 +55,11 @@ export class NetworkManager {
   private reloading = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly cfg: DaemonConfig,
+    private readonly cfg: EngineConfig,
     cni: CNIConfig,
     private readonly log: Logger,
     private readonly pollMs = 1000,
+    private readonly onLoad?: ConfigLoadObserver,
   ) {
     this.cni = cni;
     const mk = (name: string, confDir: string, maxConfNum: number): NetworkSource => ({
@@ -115,6 +119,12 @@ export class NetworkManager {
       throw invalidArgument(`runtime handler ${quote(handler)} is not declared; declared handlers: ${this.declaredHandlers().join(', ')}`);
     }
     return (this.sources.get(handler) ?? this.sources.get(DEFAULT_SOURCE)!).current;
+  }
+
+  /** One network of any conf dir, by name, as the pod's only conf-dir network (with loopback, as every Networks). */
+  forNetwork(name: string): Networks | undefined {
+    const list = this.findNetwork(name);
+    return list && Networks.fromLists(this.cni, [list], { confDir: list.source ? dirname(list.source) : '' });
   }
 
   /** Every conf dir's networks, for GC and recovery. */
@@ -226,6 +236,7 @@ export class NetworkManager {
     }
     s.signature = signature;
     s.errors = errors;
+    this.onLoad?.(s.name, usable.map((l) => l.source ?? l.name), errors.map((e) => e.file));
     if (usable.length === 0 && errors.length > 0 && s.current.ready()) {
       // A broken edit: keep serving the last good networks, and say why in Status.
       this.log.warn({ confDir: s.confDir, errors }, 'network config reload failed; keeping the last good config');

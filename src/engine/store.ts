@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isTempName, removeTempFiles, unlinkIfExists, writeFileAtomic } from '../cni/write-atomic.js';
+import { isTempName, removeTempFiles, unlinkIfExists, writeFileAtomic } from '../util/write-atomic.js';
+import type { CRIFacts, Door, NetnsOwner } from './types.js';
 
 /**
  * Where a sandbox is in its life. `creating` and `stopping` are written before the network work
@@ -12,7 +13,8 @@ export interface PodMetadata {
   name: string;
   namespace: string;
   uid: string;
-  attempt: number;
+  /** The CRI's attempt; absent for pods of the CNI door (CNI_ARGS carry none). */
+  attempt?: number;
 }
 
 /** One network the sandbox joined (or was joining), with the config bytes it was added with. */
@@ -54,17 +56,22 @@ export interface PluginTiming {
   error?: string;
 }
 
+/** The record of one pod's networks: what was set up, and everything its teardown needs. */
 export interface SandboxRecord {
   id: string;
+  /** The front door the pod came through; a door's GC only ever touches its own pods. */
+  door: Door;
   phase: SandboxPhase;
   metadata: PodMetadata;
-  /** The PodSandboxConfig as JSON (proto field names in camelCase). */
-  config: Record<string, unknown>;
   runtimeHandler: string;
-  /** Nanoseconds since the epoch, as the CRI reports created_at (a decimal string: JSON has no int64). */
-  createdAt: string;
+  /** The network chosen by name (NetworkSelector `network`), when it was. */
+  network?: string;
   hostNetwork: boolean;
   netnsPath: string;
+  /** podnet: made and removed by podnet; runtime: the runtime's, never created, unmounted or removed by podnet. */
+  netnsOwner: NetnsOwner;
+  /** The cluster network's interface: its IPs are the pod's IPs. */
+  clusterIfName: string;
   attachments: AttachmentRecord[];
   /** CNI_ARGS and capability args every attachment got, kept for DEL. */
   cniArgs: Array<[string, string]>;
@@ -76,7 +83,32 @@ export interface SandboxRecord {
   timings: PluginTiming[];
   /** The last teardown failure; the next Stop/Remove retries. */
   lastError?: string;
+  /**
+   * Recovery found the namespace gone and marked the pod notready without a teardown: the next
+   * teardown still DELs (with an empty CNI_NETNS), so IPAM is released.
+   */
+  teardownPending?: boolean;
+  /** The CRI door's own facts (never read by the engine). */
+  cri?: CRIFacts;
+  version: 2;
+}
+
+/** A record as podnet before the engine wrote it (version 1): CRI-only, its facts at the top level. */
+interface RecordV1 extends Omit<SandboxRecord, 'version' | 'door' | 'netnsOwner' | 'clusterIfName' | 'cri' | 'network' | 'teardownPending'> {
   version: 1;
+  config: Record<string, unknown>;
+  createdAt: string;
+}
+
+/** Reads a record of any version as the current one: old state dirs keep working after an upgrade. */
+export function upgradeRecord(raw: SandboxRecord | RecordV1): SandboxRecord {
+  if (raw.version !== 1) return raw;
+  const { config, createdAt, version: _v1, ...rest } = raw;
+  return { ...rest, door: 'cri', netnsOwner: 'podnet', clusterIfName: 'eth0', cri: { config, createdAt }, version: 2 };
+}
+
+function parseRecord(text: string): SandboxRecord {
+  return upgradeRecord(JSON.parse(text) as SandboxRecord | RecordV1);
 }
 
 export class StoreError extends Error {
@@ -86,7 +118,12 @@ export class StoreError extends Error {
   }
 }
 
-const ID_RE = /^[0-9a-f]{64}$/;
+/** CNI's container id syntax (a CRI sandbox id is 64 hex digits), bounded so `<id>.json` is a file name. */
+const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
+export function isRecordID(id: string): boolean {
+  return ID_RE.test(id);
+}
 
 /**
  * The sandbox records: one JSON file per sandbox, each written atomically (temp, fsync, rename,
@@ -115,7 +152,7 @@ export class SandboxStore {
         }
         if (!name.endsWith('.json') || !ID_RE.test(name.slice(0, -5))) return;
         try {
-          const rec = JSON.parse(await readFile(file, 'utf8')) as SandboxRecord;
+          const rec = parseRecord(await readFile(file, 'utf8'));
           if (rec.id !== name.slice(0, -5)) throw new Error('id mismatch');
           this.byId.set(rec.id, rec);
         } catch {
@@ -140,7 +177,7 @@ export class SandboxStore {
     for (const name of names.sort()) {
       if (!name.endsWith('.json') || !ID_RE.test(name.slice(0, -5))) continue;
       try {
-        out.push(JSON.parse(await readFile(join(dir, name), 'utf8')) as SandboxRecord);
+        out.push(parseRecord(await readFile(join(dir, name), 'utf8')));
       } catch {
         // being replaced right now, or corrupt: skip
       }
@@ -177,25 +214,25 @@ export class SandboxStore {
     return [...this.byId.values()];
   }
 
-  /** Full id or a unique prefix of one; undefined when none matches, an error when several do. */
-  resolve(idOrPrefix: string): SandboxRecord | undefined {
+  /** Full id or a unique prefix of one (among a door's, when given); undefined when none matches, an error when several do. */
+  resolve(idOrPrefix: string, door?: Door): SandboxRecord | undefined {
     const exact = this.byId.get(idOrPrefix);
-    if (exact) return exact;
+    if (exact && (door === undefined || exact.door === door)) return exact;
     if (!idOrPrefix) return undefined;
     let found: SandboxRecord | undefined;
     for (const [id, rec] of this.byId) {
-      if (!id.startsWith(idOrPrefix)) continue;
+      if (!id.startsWith(idOrPrefix) || (door !== undefined && rec.door !== door)) continue;
       if (found) throw new StoreError(`sandbox id prefix "${idOrPrefix}" is ambiguous`);
       found = rec;
     }
     return found;
   }
 
-  /** A live sandbox (not notready) of the same pod attempt. */
-  findLive(m: PodMetadata): SandboxRecord | undefined {
+  /** A live sandbox (not notready) of the same pod attempt, among one door's. */
+  findLive(m: PodMetadata, door: Door): SandboxRecord | undefined {
     for (const rec of this.byId.values()) {
       const o = rec.metadata;
-      if (rec.phase !== 'notready' && o.name === m.name && o.namespace === m.namespace && o.uid === m.uid && o.attempt === m.attempt) return rec;
+      if (rec.phase !== 'notready' && rec.door === door && o.name === m.name && o.namespace === m.namespace && o.uid === m.uid && o.attempt === m.attempt) return rec;
     }
     return undefined;
   }
@@ -236,7 +273,7 @@ export class NetnsLedger {
       const names = await readdir(this.dir);
       const out: string[] = [];
       for (const n of names) {
-        if (n.includes('.tmp-')) continue;
+        if (isTempName(n)) continue;
         try {
           out.push((await readFile(join(this.dir, n), 'utf8')).trim());
         } catch {

@@ -3,15 +3,15 @@ import { extname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { confListFromBytes, confListFromConfBytes, type NetworkConfigList } from '../cni/config.js';
 import { errorMessage } from '../cni/errors.js';
-import { isObject, isStringArray, type JSONObject, type JSONValue } from '../cni/json.js';
+import { isObject, isStringArray, type JSONObject, type JSONValue } from '../util/json.js';
 import type { BandWidth, PortMapping } from '../cni/networks.js';
 import { validateCniArg } from '../cni/runtime-conf.js';
-import { parseDuration } from './config.js';
+import { parseDuration } from '../util/duration.js';
 import { dirSignature } from './dir-signature.js';
-import { invalidArgument, type CRIError } from './errors.js';
-import { MAX_BANDWIDTH, MIN_BANDWIDTH } from './quantity.js';
-import { clip, quote } from './quote.js';
-import { ipFamily } from './validate.js';
+import { invalidArgument, type EngineError } from './errors.js';
+import { MAX_BANDWIDTH, MIN_BANDWIDTH } from '../util/quantity.js';
+import { clip, quote } from '../util/quote.js';
+import { ipFamily } from '../util/ip.js';
 import type { AttachmentRecord } from './store.js';
 
 /** Multus's pod annotations. */
@@ -59,7 +59,7 @@ const PROTOCOLS: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp']);
 const BANDWIDTH_RATES = ['ingressRate', 'egressRate'] as const;
 const BANDWIDTH_BURSTS = ['ingressBurst', 'egressBurst'] as const;
 
-function refuse(msg: string, annotation = NETWORKS_ANNOTATION): CRIError {
+function refuse(msg: string, annotation = NETWORKS_ANNOTATION): EngineError {
   return invalidArgument(`annotation ${annotation}: ${msg}`);
 }
 
@@ -111,7 +111,7 @@ class ElementReader {
     readonly label: string,
   ) {}
 
-  private bad(field: string, what: string): CRIError {
+  private bad(field: string, what: string): EngineError {
     return refuse(`${quote(field)} of ${quote(this.label)} ${what}`);
   }
 
@@ -158,7 +158,7 @@ class ElementReader {
     return v;
   }
 
-  fail(field: string, what: string): CRIError {
+  fail(field: string, what: string): EngineError {
     return this.bad(field, what);
   }
 }

@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { confListFromBytes, type NetworkConfigList } from '../../src/cni/config.js';
-import { NADStore, nadConfList, parseNetworksAnnotation, resolveAttachments, type NAD } from '../../src/cri/attachments.js';
+import { NADStore, nadConfList, parseNetworksAnnotation, resolveAttachments, type NAD } from '../../src/engine/attachments.js';
 import { Cleanup, tmpDir } from '../helpers/env.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'multus');

@@ -1,0 +1,33 @@
+import { PodSandboxState } from '../gen/runtime/v1/api.js';
+import type { CRIFacts, PodNetworkEngine } from '../engine/types.js';
+import type { SandboxRecord } from '../engine/store.js';
+import { quote } from '../util/quote.js';
+import { invalidArgument, notFound } from './errors.js';
+
+/**
+ * A CRI sandbox by full id or unique prefix, among the CRI door's pods only (a kubelet never sees
+ * the CNI door's). NOT_FOUND when required, else undefined (Stop/Remove are idempotent).
+ */
+export function lookup(engine: PodNetworkEngine, idOrPrefix: string, required: boolean): Readonly<SandboxRecord> | undefined {
+  if (!idOrPrefix) throw invalidArgument('pod_sandbox_id is required');
+  if (!/^[0-9a-f]{1,64}$/.test(idOrPrefix)) {
+    // Never one of our ids, so never one of our sandboxes: its Stop and Remove are done already
+    // (the CRI's idempotence; critest sends a UUID).
+    if (!required) return undefined;
+    throw invalidArgument(`pod_sandbox_id ${quote(idOrPrefix)} is not a sandbox id (hex, up to 64 characters)`);
+  }
+  let rec = engine.resolve(idOrPrefix, 'cri');
+  // A sandbox still being created has no id the client knows yet.
+  if (rec?.phase === 'creating') rec = undefined;
+  if (!rec && required) throw notFound(`sandbox ${quote(idOrPrefix)} not found`);
+  return rec;
+}
+
+export function toState(rec: Readonly<SandboxRecord>): PodSandboxState {
+  return rec.phase === 'ready' ? PodSandboxState.SANDBOX_READY : PodSandboxState.SANDBOX_NOTREADY;
+}
+
+/** The CRI side of a record (every record of this door has one). */
+export function criFacts(rec: Readonly<SandboxRecord>): CRIFacts {
+  return rec.cri ?? { config: {}, createdAt: '0' };
+}
