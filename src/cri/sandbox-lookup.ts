@@ -4,6 +4,9 @@ import type { SandboxRecord } from '../engine/store.js';
 import { quote } from '../util/quote.js';
 import { invalidArgument, notFound } from './errors.js';
 
+/** The longest id of another runtime's sandbox that Stop/Remove accept as "not ours, so done". */
+const MAX_FOREIGN_ID = 256;
+
 /**
  * A CRI sandbox by full id or unique prefix, among the CRI door's pods only (a kubelet never sees
  * the CNI door's). NOT_FOUND when required, else undefined (Stop/Remove are idempotent).
@@ -12,8 +15,9 @@ export function lookup(engine: PodNetworkEngine, idOrPrefix: string, required: b
   if (!idOrPrefix) throw invalidArgument('pod_sandbox_id is required');
   if (!/^[0-9a-f]{1,64}$/.test(idOrPrefix)) {
     // Never one of our ids, so never one of our sandboxes: its Stop and Remove are done already
-    // (the CRI's idempotence; critest sends a UUID).
-    if (!required) return undefined;
+    // (the CRI's idempotence; critest sends a UUID). Something no runtime would call an id is
+    // still refused.
+    if (!required && idOrPrefix.length <= MAX_FOREIGN_ID && !/[\x00-\x1f\x7f]/.test(idOrPrefix)) return undefined;
     throw invalidArgument(`pod_sandbox_id ${quote(idOrPrefix)} is not a sandbox id (hex, up to 64 characters)`);
   }
   let rec = engine.resolve(idOrPrefix, 'cri');
