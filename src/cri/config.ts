@@ -42,6 +42,8 @@ export interface DaemonConfig {
    */
   spawner: 'helper' | 'inline';
   cni: CNISettings;
+  /** The CNI door (Multus' thick-plugin protocol) for containerd / CRI-O; not served until wired to the engine. */
+  cniServer: { socket: string };
   runtimes: Record<string, RuntimeHandlerConfig>;
 }
 
@@ -69,6 +71,7 @@ export function defaultConfig(): DaemonConfig {
       setupSerially: false,
       pluginTimeoutMs: 60_000,
     },
+    cniServer: { socket: '/run/podnet/cni/podnet-cni.sock' },
     runtimes: {},
   };
 }
@@ -215,6 +218,12 @@ export function parseConfig(text: string, base: DaemonConfig = defaultConfig()):
     c.duration('plugin_timeout', (v) => (cfg.cni.pluginTimeoutMs = v));
     c.done();
   }
+  const cniServer = top.table('cni_server');
+  if (cniServer) {
+    const c = new TableReader(cniServer, 'cni_server');
+    c.str('socket', (v) => (cfg.cniServer.socket = v));
+    c.done();
+  }
   const runtimes = top.table('runtimes');
   if (runtimes) {
     for (const [name, value] of Object.entries(runtimes)) {
@@ -258,6 +267,7 @@ export function resolvePaths(cfg: DaemonConfig, baseDir: string): DaemonConfig {
   cfg.cni.confDir = abs(cfg.cni.confDir);
   cfg.cni.cacheDir = abs(cfg.cni.cacheDir);
   cfg.cni.confTemplate = abs(cfg.cni.confTemplate);
+  cfg.cniServer.socket = abs(cfg.cniServer.socket);
   for (const h of Object.values(cfg.runtimes)) if (h.cniConfDir) h.cniConfDir = abs(h.cniConfDir);
   return cfg;
 }
