@@ -28,7 +28,13 @@ $(SPAWNER): src/spawner/podnet-spawner.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
-build: $(NODE_DEPS) $(SPAWNER)
+# podnet-cni: the CNI plugin containerd / CRI-O exec; it forwards each call to podnetd's CNI door.
+SHIM := dist/libexec/podnet-cni
+$(SHIM): src/cnidoor/podnet-cni.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+build: $(NODE_DEPS) $(SPAWNER) $(SHIM)
 	./node_modules/.bin/tsc -p tsconfig.json
 
 typecheck: $(NODE_DEPS)
@@ -56,6 +62,8 @@ bench: deps build
 # /etc/podnet/config.toml (an existing config is kept).
 PREFIX ?= /usr/local
 DESTDIR ?=
+# Where the runtime looks for CNI plugins; only install uses it (podnet-cni goes there).
+CNI_BIN_DIR ?= /opt/cni/bin
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib/podnet $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/podnet/attachments.d $(DESTDIR)/etc/systemd/system $(DESTDIR)$(PREFIX)/share/doc/podnet
 	cp -r dist package.json package-lock.json bin $(DESTDIR)$(PREFIX)/lib/podnet/
@@ -65,6 +73,8 @@ install: build
 	sed 's#@PREFIX@#$(PREFIX)#g' packaging/podnetd.service > $(DESTDIR)/etc/systemd/system/podnetd.service
 	[ -f $(DESTDIR)/etc/podnet/config.toml ] || install -m 0644 packaging/config.toml $(DESTDIR)/etc/podnet/config.toml
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/podnet/README.md
+	install -d $(DESTDIR)$(CNI_BIN_DIR)
+	install -m 0755 $(SHIM) $(DESTDIR)$(CNI_BIN_DIR)/podnet-cni
 
 clean:
 	rm -rf dist

@@ -241,6 +241,8 @@ export function parseShimConfig(raw: unknown, command: string): ShimConfig {
   for (const k of ['socketDir', 'logFile', 'logLevel']) f.str(k);
   const logToStderr = f.get('logToStderr');
   if (logToStderr !== undefined && typeof logToStderr !== 'boolean') throw badConfig(`logToStderr: expected true or false, got ${quote(logToStderr)}`);
+  const readyTimeout = f.get('readyTimeoutMs');
+  if (readyTimeout !== undefined) int(readyTimeout, 'readyTimeoutMs', 0, 600_000);
   const network = name(f.str('network'), 'network', false);
   const runtimeHandler = name(f.str('runtimeHandler'), 'runtimeHandler', false);
   const caps = f.get('capabilities');

@@ -25,10 +25,13 @@ export function resultFor(address = '10.200.0.5/24', ifName = 'eth0'): Result {
 export class RecordingBackend implements CNIDoorBackend {
   readonly calls: Recorded[] = [];
   isReady = true;
+  /** How many times the door asked ready() (each /readyz asks once). */
+  readyCalls = 0;
   /** Per method: what to do instead of answering at once (throw, wait on the signal...). */
   readonly hooks = new Map<Method, (r: Recorded) => Promise<unknown>>();
 
   ready(): boolean {
+    this.readyCalls++;
     return this.isReady;
   }
 
