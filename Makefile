@@ -9,11 +9,12 @@ CNI_PLUGIN := $(firstword $(wildcard /opt/cni/bin/bridge /usr/lib/cni/bridge))
 all: build
 
 # System tools the daemon and the tests run: the CNI reference plugins, iproute2, iptables (portmap),
-# util-linux (unshare/nsenter/umount for bind-mounted namespaces), and a C compiler for podnet-spawner.
+# util-linux (unshare/nsenter/umount for bind-mounted namespaces), a C compiler for podnet-spawner and
+# podnet-cni, and containerd + runc for the tests that drive a private containerd through the CNI door.
 sysdeps:
-	@if [ -z "$(CNI_PLUGIN)" ] || ! command -v ip >/dev/null || ! command -v iptables >/dev/null || ! command -v unshare >/dev/null || ! command -v $(CC) >/dev/null; then \
-	  echo "installing system packages: containernetworking-plugins iproute2 iptables util-linux gcc libc6-dev"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containernetworking-plugins iproute2 iptables util-linux gcc libc6-dev >/dev/null; \
+	@if [ -z "$(CNI_PLUGIN)" ] || ! command -v ip >/dev/null || ! command -v iptables >/dev/null || ! command -v unshare >/dev/null || ! command -v $(CC) >/dev/null || ! command -v containerd >/dev/null || ! command -v runc >/dev/null; then \
+	  echo "installing system packages: containernetworking-plugins iproute2 iptables util-linux gcc libc6-dev containerd runc"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containernetworking-plugins iproute2 iptables util-linux gcc libc6-dev containerd runc >/dev/null; \
 	fi
 
 $(NODE_DEPS): package.json package-lock.json

@@ -139,7 +139,13 @@ function bandwidth(v: JSONValue, where: string): Bandwidth | undefined {
     if (x !== undefined) out[camel] = int(x, f.key(camel), 0, Number.MAX_SAFE_INTEGER);
   }
   f.done();
-  return Object.keys(out).length > 0 ? out : undefined;
+  // containerd sends 0/0 for a direction with no limit; the bandwidth plugin reads that as unset.
+  const set = (rate: number | undefined, burst: number | undefined): boolean => Boolean(rate) || Boolean(burst);
+  const limit: Bandwidth = {
+    ...(set(out.ingressRate, out.ingressBurst) ? { ingressRate: out.ingressRate ?? 0, ingressBurst: out.ingressBurst ?? 0 } : {}),
+    ...(set(out.egressRate, out.egressBurst) ? { egressRate: out.egressRate ?? 0, egressBurst: out.egressBurst ?? 0 } : {}),
+  };
+  return Object.keys(limit).length > 0 ? limit : undefined;
 }
 
 function strings(v: JSONValue | undefined, where: string, each: (s: string, where: string) => void): string[] {

@@ -194,9 +194,12 @@ describe('POST /cni', () => {
     expect(a!.portMappings[0]).toEqual({ hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIP: '127.0.0.1' });
     expect(a!.bandwidth).toEqual({ ingressRate: 1000000, ingressBurst: 4294967295, egressRate: 2000000, egressBurst: 4294967295 });
     expect(a!.dns).toEqual({ servers: ['10.96.0.10'], searches: ['default.svc.cluster.local'], options: ['ndots:5'] });
+    // containerd writes 0/0 for the direction without a limit: that direction is unset.
+    await cni(d, cniEnv('ADD'), shimStdin({ runtimeConfig: { bandwidth: { IngressRate: 10000000, IngressBurst: 4294967295, EgressRate: 0, EgressBurst: 0 } } }));
+    expect((d.backend.calls[2]!.call as AttachmentCall).runtimeConfig.bandwidth).toEqual({ ingressRate: 10000000, ingressBurst: 4294967295 });
     // A mapping without a host port forwards nothing and is dropped, as containerd does.
     await cni(d, cniEnv('ADD'), shimStdin({ runtimeConfig: { portMappings: [{ HostPort: 0, ContainerPort: 80, Protocol: 'tcp' }] } }));
-    expect((d.backend.calls[2]!.call as AttachmentCall).runtimeConfig.portMappings).toEqual([]);
+    expect((d.backend.calls[3]!.call as AttachmentCall).runtimeConfig.portMappings).toEqual([]);
   });
 
   it('DEL: empty answer; no netns, no pod args and a prevResult are all fine', async () => {
