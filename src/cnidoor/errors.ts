@@ -13,8 +13,8 @@ export class CNIDoorError extends Error {
   readonly msg: string;
   readonly details: string;
 
-  constructor(code: number, msg: string, details = '') {
-    super(details ? `${msg}: ${details}` : msg);
+  constructor(code: number, msg: string, details = '', options?: ErrorOptions) {
+    super(details ? `${msg}: ${details}` : msg, options);
     this.name = 'CNIDoorError';
     this.code = code;
     this.msg = msg;

@@ -33,12 +33,14 @@ export interface CNIDoorOptions {
 interface Answer {
   status: number;
   body: string;
+  /** The CNI error, when the answer is one. */
+  error?: CNIDoorError;
 }
 
 const json = (v: unknown): string => JSON.stringify(v);
 
 function errorAnswer(status: number, cniVersion: string, e: CNIDoorError): Answer {
-  return { status, body: json({ cniVersion, code: e.code, msg: e.msg, ...(e.details ? { details: e.details } : {}) }) };
+  return { status, error: e, body: json({ cniVersion, code: e.code, msg: e.msg, ...(e.details ? { details: e.details } : {}) }) };
 }
 
 export class CNIDoorServer {
@@ -142,15 +144,17 @@ export class CNIDoorServer {
         }
       }
     } catch (err) {
-      const e = err instanceof CNIDoorError ? err : this.internal(err, route, facts);
+      const e = err instanceof CNIDoorError ? err : internal(err);
       answer = errorAnswer(400, cniVersion, e);
       if (err instanceof BodyTooLarge) res.setHeader('Connection', 'close');
     }
     const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
-    const outcome = answer.status === 200 ? 'OK' : `code ${(JSON.parse(answer.body) as { code: number }).code}`;
-    const level = answer.status === 200 ? 'info' : outcome === `code ${DoorErrorCode.Internal}` ? 'error' : 'warn';
-    const aborted = ac.signal.aborted ? { aborted: true } : {};
-    this.opts.log[level]({ door: 'cni', route, ...facts, outcome, durationMs, ...aborted, ...(answer.status !== 200 ? { err: JSON.parse(answer.body) as unknown } : {}) }, `cni ${facts.command ?? route}`);
+    const e = answer.error;
+    const outcome = e ? `code ${e.code}` : 'OK';
+    const level = !e ? 'info' : e.code === DoorErrorCode.Internal ? 'error' : 'warn';
+    const cause = e?.cause instanceof Error ? { stack: quote(e.cause.stack ?? e.cause.message, 4000).slice(1, -1) } : {};
+    const extra = { ...(ac.signal.aborted ? { aborted: true } : {}), ...(e ? { err: e.message, ...cause } : {}) };
+    this.opts.log[level]({ door: 'cni', route, ...facts, outcome, durationMs, ...extra }, `cni ${facts.command ?? route}`);
     this.opts.observe?.(route, facts.command ?? 'unknown', outcome, durationMs);
     if (!res.destroyed) this.send(res, answer);
   }
@@ -180,17 +184,16 @@ export class CNIDoorServer {
     }
   }
 
-  /** Anything but a CNIDoorError is our bug or the engine's: code 999, a bounded message, logged. */
-  private internal(err: unknown, route: Route, facts: RequestFacts): CNIDoorError {
-    this.opts.log.error({ door: 'cni', route, ...facts, err: errorMessage(err), stack: err instanceof Error ? err.stack : undefined }, 'cni door: internal error');
-    return new CNIDoorError(DoorErrorCode.Internal, 'internal error in podnetd', quote(errorMessage(err), 200).slice(1, -1));
-  }
-
   private send(res: ServerResponse, a: Answer): void {
     const headers: Record<string, string | number> = { 'Content-Length': Buffer.byteLength(a.body) };
     if (a.body) headers['Content-Type'] = 'application/json';
     res.writeHead(a.status, headers).end(a.body);
   }
+}
+
+/** Anything but a CNIDoorError is our bug or the engine's: code 999, a bounded message; the stack goes to the log. */
+function internal(err: unknown): CNIDoorError {
+  return new CNIDoorError(DoorErrorCode.Internal, 'internal error in podnetd', quote(errorMessage(err), 200).slice(1, -1), { cause: err });
 }
 
 function ok(v: unknown): Answer {
