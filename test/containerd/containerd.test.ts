@@ -2,7 +2,7 @@
 // containerd's CNI conf dir: crictl runp gives the pod an IP of that subnet inside its netns,
 // stopp/rmp release everything, and nothing of the run is left.
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bridgeConflist, expectNothingLeft, inSubnet, newRoot, onCleanup, uniqueBridge, uniqueSubnet } from '../e2e/harness.js';
@@ -31,7 +31,7 @@ describe.skipIf(missing !== undefined)('private containerd (crictl) with a plain
     const c = await Containerd.start({ confDir, binDirs: PLUGIN_DIRS, metrics: true });
     onCleanup(() => c.stop(), 'stop the private containerd');
     onCleanup(() => withHostLock('iptables', () => removeEmptyPortmapChains()), 'remove empty portmap chains');
-    pids.push(...(await c.alive()));
+    pids.push(...c.startedPids());
     const hostPort = await freeHostPort();
     const podFile = await c.podConfigFile({ portMappings: [{ container_port: 80, host_port: hostPort }] });
     const id = (await c.crictlOk(['runp', podFile])).trim();
@@ -47,6 +47,9 @@ describe.skipIf(missing !== undefined)('private containerd (crictl) with a plain
     expect((await readdir(join(dataDir, 'ctrd-test'))).filter((f) => f.startsWith('10.'))).toEqual([ip]);
     // portmap got containerd's port mapping.
     expect((await natRulesMatching(ip)).some((l) => l.includes(`--dport ${hostPort}`))).toBe(true);
+    // The pod's pause process is one of the harness's (stop() ends them all).
+    const comms = await Promise.all((await c.processes()).map((p) => readFile(`/proc/${p}/comm`, 'utf8').catch(() => '')));
+    expect(comms.map((x) => x.trim())).toEqual(expect.arrayContaining(['cat', 'containerd', 'containerd-shim', 'pause']));
     // go-cni's result cache went to the private /var/lib/cni, the pod's netns mount under the state dir.
     expect((await readdir(c.privatePath('/var/lib/cni/results'))).some((f) => f.includes(id))).toBe(true);
     expect((await readdir(join(c.stateDir, 'io.containerd.grpc.v1.cri', 'netns'))).length).toBe(1);

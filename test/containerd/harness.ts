@@ -1,9 +1,10 @@
 // A private containerd for tests: Debian's containerd 1.6 + runc, each run with its own root,
-// state, sockets, config and CNI dirs, started inside a private mount namespace with tmpfs over
-// /run and /var/lib, so nothing of the host's /run/containerd, /var/lib/containerd, /var/lib/cni
-// (go-cni's cache dir, which containerd 1.6 cannot move) or /var/run/netns is touched. The pod
-// namespaces are bind-mounted under its own state dir (netns_mounts_under_state_dir), inside
-// that mount namespace: from the host a pod's namespace is /proc/<pause pid>/ns/net.
+// state, sockets, config and CNI dirs, started inside private mount and pid namespaces with tmpfs
+// over /run and /var/lib, so nothing of the host's /run/containerd, /var/lib/containerd,
+// /var/lib/cni (go-cni's cache dir, which containerd 1.6 cannot move) or /var/run/netns is
+// touched, and nothing it starts outlives the test process. The pod namespaces are bind-mounted
+// under its own state dir (netns_mounts_under_state_dir), inside that mount namespace: from the
+// host they are reached through privatePath() (podNetns() does it).
 //
 //   const c = await Containerd.start({ confDir, binDirs: [...PLUGIN_DIRS] });
 //   const id = (await c.crictlOk(['runp', podJson])).trim();
@@ -14,6 +15,7 @@
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, readlink, rm, rmdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { REPO_ROOT } from '../e2e/harness.js';
@@ -198,17 +200,40 @@ async function linkPlugins(binDir: string, binDirs: readonly string[]): Promise<
   }
 }
 
+const ROOT_PREFIX = 'podnet-containerd-';
+const OWNER_FILE = 'owner.pid';
+
+/**
+ * Leftovers of runs whose test process died (kill -9: its pid-1 holder took every process with
+ * it, but not the files): their cgroup dirs and roots, removed before a new run starts. A root
+ * whose owner lives is someone else's run in progress and is left alone.
+ */
+async function sweepDeadRuns(): Promise<void> {
+  for (const name of await readdir(tmpdir())) {
+    if (!name.startsWith(ROOT_PREFIX)) continue;
+    const root = join(tmpdir(), name);
+    const owner = Number.parseInt(await readFile(join(root, OWNER_FILE), 'utf8').catch(() => ''), 10);
+    if (!Number.isInteger(owner) || (await pidAlive(owner))) continue;
+    await removeCgroups(`podnet-test-${name}`);
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
 export class ContainerdStartError extends Error {
   override name = 'ContainerdStartError';
 }
 
 export class Containerd {
-  /** The pods' network namespaces, from the host (pause pid → /proc/<pid>/ns/net). */
   readonly socket: string;
   readonly stateDir: string;
+  /** The cgroup parent of every pod config podConfigFile() writes; removed by stop(). */
+  readonly cgroupParent: string;
+  /** `unshare ... cat`: its child (`cat`, pid 1 of the namespaces) holds them. */
+  private unshare: ResultPromise | undefined;
+  /** nsenter, the parent of containerd inside the namespaces. */
   private proc: ResultPromise | undefined;
-  private holder: ResultPromise | undefined;
-  private mountNs = '';
+  /** Host pid of pid 1 of the private pid namespace; every process of this containerd is under it. */
+  private initPid = 0;
   private stopped = false;
   stderr = '';
 
@@ -223,20 +248,20 @@ export class Containerd {
     this.cgroupParent = `podnet-test-${basename(root)}`;
   }
 
-  /** The cgroup parent of every pod config podConfigFile() writes; removed by stop(). */
-  readonly cgroupParent: string;
-
-  /** containerd's pid (the process started in the private mount namespace). */
-  get pid(): number {
-    const p = this.proc?.pid;
-    if (p === undefined) throw new Error('containerd is not running');
-    return p;
+  /** containerd's pid as the host sees it. */
+  async pid(): Promise<number> {
+    const nsenter = this.proc?.pid;
+    const [pid] = nsenter === undefined ? [] : await childrenOf(nsenter);
+    if (pid === undefined) throw new Error('containerd is not running');
+    return pid;
   }
 
   static async start(opts: ContainerdOptions): Promise<Containerd> {
     const missing = containerdMissing();
     if (missing) throw new ContainerdStartError(missing);
-    const root = await tmpDir('podnet-containerd-');
+    await sweepDeadRuns();
+    const root = await tmpDir(ROOT_PREFIX);
+    await writeFile(join(root, OWNER_FILE), String(process.pid));
     const metricsPort = opts.metrics ? await freeHostPort() : undefined;
     const binDir = join(root, 'cni-bin');
     await linkPlugins(binDir, opts.binDirs);
@@ -255,24 +280,33 @@ export class Containerd {
     return c;
   }
 
+  /**
+   * Private mount and pid namespaces, held by `cat` as pid 1: when the test process dies, even
+   * by kill -9, cat reads EOF and exits, and the kernel kills everything left in the pid
+   * namespace (containerd, its shims, the pods), so nothing outlives the run. Then tmpfs over
+   * /run and /var/lib in the mount namespace, then containerd in both.
+   */
   private async spawn(): Promise<void> {
     await chmod(this.root, 0o700);
-    // The private mount namespace: a holder process, then tmpfs over /run and /var/lib in it.
-    this.holder = execa('unshare', ['--mount', '--propagation', 'private', 'sleep', '1000000'], { reject: false, stdin: 'ignore' });
-    const hpid = this.holder.pid;
-    if (hpid === undefined) throw new ContainerdStartError('unshare did not start');
-    const own = await readlink('/proc/self/ns/mnt');
-    const inNs = await waitFor(async () => {
-      const ns = await readlink(`/proc/${hpid}/ns/mnt`).catch(() => own);
-      return ns !== own && (await readFile(`/proc/${hpid}/comm`, 'utf8').catch(() => '')).trim() === 'sleep';
+    this.unshare = execa('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--mount-proc', 'cat'], { reject: false, stdin: 'pipe' });
+    const upid = this.unshare.pid;
+    if (upid === undefined) throw new ContainerdStartError('unshare did not start');
+    const ownPidNs = await readlink('/proc/self/ns/pid');
+    const held = await waitFor(async () => {
+      const [child] = await childrenOf(upid);
+      if (child === undefined) return false;
+      const comm = (await readFile(`/proc/${child}/comm`, 'utf8').catch(() => '')).trim();
+      const ns = await readlink(`/proc/${child}/ns/pid`).catch(() => ownPidNs);
+      if (comm !== 'cat' || ns === ownPidNs) return false;
+      this.initPid = child;
+      return true;
     }, 5000);
-    if (!inNs) throw new ContainerdStartError('unshare --mount did not make a mount namespace');
-    this.mountNs = await readlink(`/proc/${hpid}/ns/mnt`);
-    const inside = (args: string[]): Promise<string> => shOk('nsenter', ['-t', String(hpid), '-m', '--', ...args]);
+    if (!held) throw new ContainerdStartError('unshare did not make the private namespaces');
+    const inside = (args: string[]): Promise<string> => shOk('nsenter', ['-t', String(this.initPid), '-m', '--', ...args]);
     await inside(['mount', '-t', 'tmpfs', '-o', 'mode=0755', 'podnet-test-run', '/run']);
     await inside(['mount', '-t', 'tmpfs', '-o', 'mode=0755', 'podnet-test-varlib', '/var/lib']);
 
-    const child = execa('nsenter', ['-t', String(hpid), '-m', '--', CONTAINERD, '--config', this.configFile], {
+    const child = execa('nsenter', ['-t', String(this.initPid), '-m', '-p', '--', CONTAINERD, '--config', this.configFile], {
       reject: false,
       buffer: false,
       stdin: 'ignore',
@@ -336,11 +370,14 @@ export class Containerd {
     return JSON.parse(await this.crictlOk(['inspectp', id])) as { status: { network?: { ip?: string }; state?: string }; info: { pid?: number } };
   }
 
-  /** The pod's network namespace as the host sees it: /proc/<pause pid>/ns/net. */
+  /**
+   * The pod's network namespace as the host can open it: the pause process's, through the
+   * private /proc (crictl reports pids of the private pid namespace).
+   */
   async podNetns(id: string): Promise<string> {
     const pid = (await this.inspectPod(id)).info.pid;
     if (!pid) throw new Error(`pod ${id} has no running pause process`);
-    return `/proc/${pid}/ns/net`;
+    return this.privatePath(`/proc/${pid}/ns/net`);
   }
 
   /** Prometheus text from containerd's metrics endpoint (start with metrics: true). */
@@ -352,31 +389,35 @@ export class Containerd {
   }
 
   /**
-   * A path as this containerd's processes see it (through the holder's /proc/<pid>/root), e.g.
+   * A path as this containerd's processes see it (through /proc/<pid 1>/root), e.g.
    * privatePath('/var/lib/cni') for go-cni's result cache, which lives in the private tmpfs.
    */
   privatePath(path: string): string {
-    const pid = this.holder?.pid;
-    if (pid === undefined) throw new Error('containerd is not running');
-    return join(`/proc/${pid}/root`, path);
+    if (!this.initPid) throw new Error('containerd is not running');
+    return join(`/proc/${this.initPid}/root`, path);
   }
 
-  /** Pids of every process living in this containerd's mount namespace (containerd, shims, pods, the holder). */
+  /**
+   * Host pids of everything in the private pid namespace: pid 1 and its descendants (the shims
+   * and pods: orphans are re-parented to pid 1), and containerd with its children (its parent is
+   * nsenter, outside).
+   */
   async processes(): Promise<number[]> {
-    if (!this.mountNs) return [];
     const out: number[] = [];
-    for (const e of await readdir('/proc')) {
-      if (!/^\d+$/.test(e)) continue;
-      const ns = await readlink(`/proc/${e}/ns/mnt`).catch(() => '');
-      if (ns === this.mountNs) out.push(Number(e));
-    }
+    const walk = async (pid: number): Promise<void> => {
+      if (!(await pidAlive(pid))) return;
+      out.push(pid);
+      for (const c of await childrenOf(pid)) await walk(c);
+    };
+    if (this.initPid) await walk(this.initPid);
+    if (this.proc?.pid !== undefined) for (const c of await childrenOf(this.proc.pid)) await walk(c);
     return out;
   }
 
   /**
-   * Stops and removes every pod (so their CNI DEL runs), then ends containerd, its shims and
-   * the pods' processes by pid, then the mount namespace (its netns mounts go with it), then
-   * removes the root. Idempotent.
+   * Stops and removes every pod (so their CNI DEL runs), stops containerd, then ends pid 1 of
+   * its namespaces, which takes every process left (the shims outlive containerd by design)
+   * and the mount namespace with its netns mounts; then removes the root. Idempotent.
    */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -387,34 +428,37 @@ export class Containerd {
         await this.crictl(['stopp', id]);
         await this.crictl(['rmp', '-f', id]);
       }
-      this.proc.kill('SIGTERM');
-      const ended = await waitFor(() => this.exitedSync(), 10_000);
-      if (!ended) this.proc.kill('SIGKILL');
-      await this.proc;
+      const pid = await this.pid().catch(() => undefined);
+      if (pid !== undefined) killPid(pid, 'SIGTERM');
+      if (!(await waitFor(() => this.exitedSync(), 10_000))) this.proc.kill('SIGKILL');
     }
-    // The shims outlive containerd by design: everything left in our mount namespace is ours.
-    const holderPid = this.holder?.pid;
-    for (const pid of await this.processes()) if (pid !== holderPid) killPid(pid);
-    await waitFor(async () => (await this.processes()).every((p) => p === holderPid || !existsSync(`/proc/${p}`)), 10_000);
-    if (this.holder) {
-      this.holder.kill('SIGKILL');
-      await this.holder;
-    }
+    if (this.initPid) killPid(this.initPid, 'SIGKILL');
+    await Promise.all([this.proc, this.unshare]);
+    await waitFor(async () => (await this.processes()).length === 0, 10_000);
     await removeCgroups(this.cgroupParent);
     await rm(this.root, { recursive: true, force: true });
   }
 
-  /** Every pid this harness started or found in its namespace, for leak checks. */
-  async alive(): Promise<number[]> {
-    const out: number[] = [];
-    for (const p of [this.proc?.pid, this.holder?.pid]) if (p !== undefined && (await pidAlive(p))) out.push(p);
-    return out;
+  /** The host pids this harness started (unshare, pid 1, nsenter), for leak checks. */
+  startedPids(): number[] {
+    return [this.unshare?.pid, this.initPid || undefined, this.proc?.pid].filter((p): p is number => p !== undefined);
   }
 }
 
-function killPid(pid: number): void {
+/** The children of a process, forked by any of its threads. */
+async function childrenOf(pid: number): Promise<number[]> {
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  const out: number[] = [];
+  for (const t of tasks) {
+    const text = await readFile(`/proc/${pid}/task/${t}/children`, 'utf8').catch(() => '');
+    out.push(...text.split(' ').filter(Boolean).map(Number));
+  }
+  return out;
+}
+
+function killPid(pid: number, signal: NodeJS.Signals): void {
   try {
-    process.kill(pid, 'SIGKILL');
+    process.kill(pid, signal);
   } catch {
     // already gone
   }
