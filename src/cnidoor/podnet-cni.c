@@ -209,9 +209,13 @@ static int find_member(const char *text, size_t n, const char *key, const char *
 	}
 }
 
-/* A JSON string value into out (NUL-terminated); escapes other than \uXXXX of ASCII are decoded. */
+/*
+ * A JSON string value into out, NUL-terminated. \uXXXX is accepted for ASCII only. A value that
+ * does not fit is a failure, never a truncation; out is left empty on failure.
+ */
 static int json_string_value(const char *vs, const char *ve, char *out, size_t outsz) {
 	size_t o = 0;
+	out[0] = '\0';
 	if (ve - vs < 2 || *vs != '"') return -1;
 	for (const char *p = vs + 1; p < ve - 1; p++) {
 		char c = *p;
@@ -225,7 +229,7 @@ static int json_string_value(const char *vs, const char *ve, char *out, size_t o
 			case 'f': c = '\f'; break;
 			case 'u': {
 				unsigned v;
-				if (ve - 1 - p < 5 || sscanf(p + 1, "%4x", &v) != 1 || v == 0 || v > 0x7f) return -1;
+				if (ve - 1 - p < 5 || sscanf(p + 1, "%4x", &v) != 1 || v == 0 || v > 0x7f) goto fail;
 				c = (char)v;
 				p += 4;
 				break;
@@ -233,11 +237,14 @@ static int json_string_value(const char *vs, const char *ve, char *out, size_t o
 			default: break; /* \" \\ \/ */
 			}
 		}
-		if (o + 1 >= outsz) return -1;
+		if (o + 1 >= outsz) goto fail;
 		out[o++] = c;
 	}
 	out[o] = '\0';
 	return 0;
+fail:
+	out[0] = '\0';
+	return -1;
 }
 
 /* ---- HTTP over the unix socket ---------------------------------------------------------- */
@@ -410,10 +417,11 @@ int main(void) {
 	}
 	in[n] = '\0';
 	int has = find_member(in, n, "cniVersion", &vs, &ve);
-	if (has < 0) die(6, "the network config on stdin is not a JSON object", "");
 	if (has == 1 && json_string_value(vs, ve, version, sizeof version) == 0 && *version) g_version = version;
 
+	/* VERSION needs nothing of its stdin but the version to echo (1.1.0 when it has none). */
 	if (strcmp(command, "VERSION") == 0) {
+		if (!*version) g_version = "1.1.0";
 		struct buf b = {0};
 		buf_str(&b, "{\"cniVersion\":");
 		buf_json_string(&b, g_version, strlen(g_version), 16);
@@ -423,7 +431,8 @@ int main(void) {
 		write_all(1, b.p, b.len);
 		return 0;
 	}
-	if (!*version) die(7, "the network config on stdin has no cniVersion", "");
+	if (has < 0) die(6, "the network config on stdin is not a JSON object", "");
+	if (!*version) die(7, "the network config on stdin has no cniVersion (a string of at most 31 bytes)", "");
 	if (find_member(in, n, "socket", &vs, &ve) == 1 && json_string_value(vs, ve, sock, sizeof sock) != 0)
 		die(7, "\"socket\" must be a string of an absolute path shorter than 108 bytes", "");
 	if (sock[0] != '/') die(7, "\"socket\" must be an absolute path", sock);

@@ -38,6 +38,8 @@ describe.runIf(existsSync(SHIM))('podnet-cni', () => {
     const r = await shim({ CNI_COMMAND: 'VERSION' }, { cniVersion: '0.4.0' });
     expect(r.exitCode).toBe(0);
     expect(r.json).toEqual({ cniVersion: '0.4.0', supportedVersions: ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] });
+    // An empty stdin is answered too, in the newest version.
+    expect((await shim({ CNI_COMMAND: 'VERSION' }, '')).json).toMatchObject({ cniVersion: '1.1.0' });
   });
 
   it('ADD forwards stdin and CNI_* and prints the result in the stdin version', async () => {
@@ -85,9 +87,37 @@ describe.runIf(existsSync(SHIM))('podnet-cni', () => {
     expect((await shim({}, conf({ socket: '/nonexistent.sock' }))).json).toMatchObject({ code: 4 });
     expect((await shim(cniEnv('ADD'), '{"cniVersion": "1.0.0",')).json).toMatchObject({ code: 6 });
     expect((await shim(cniEnv('ADD'), '[1]')).json).toMatchObject({ code: 6 });
-    expect((await shim(cniEnv('DEL'), { name: 'x' })).json).toMatchObject({ code: 7, msg: expect.stringMatching(/no cniVersion/) as unknown });
+    expect((await shim(cniEnv('DEL'), { name: 'x' })).json).toMatchObject({ code: 7, msg: expect.stringMatching(/has no cniVersion/) as unknown });
     const rel = await shim(cniEnv('DEL'), conf({ socket: 'run/x.sock' }));
     expect([rel.exitCode, rel.json!['code']]).toEqual([1, 7]);
+  });
+
+  it('hostile stdin never crashes it: every answer is exit 0/1 with a CNI error or nothing', async () => {
+    const dir = cleanup.dir(await tmpDir('podnet-shim-'));
+    const socket = join(dir, 'none.sock');
+    const inputs = [
+      `{"cniVersion": "${'9'.repeat(100)}", "socket": "/nonexistent"}`,
+      '{',
+      '{"cniVersion": "1.0.0", "socket": "' + socket + '"',
+      '{"cniVersion": "1.0.0\\", "socket": 1}',
+      `{"cniVersion": "1.0.0", "x": ${'['.repeat(100_000)}}`,
+      `{"cniVersion": "1.0.0", "socket": "${'a'.repeat(500)}"}`,
+      '{"cniVersion": "1.0.0", "socket": "/x\\u0000y"}',
+      '{"cniVersion": "1.0.0", "readyTimeoutMs": 1e99}',
+      `{"cniVersion": "${'9'.repeat(100)}", "socket": "${socket}"}`,
+      'x'.repeat(2 << 20),
+      '\u0000\u0001',
+    ];
+    for (const input of inputs) {
+      // DEL and CHECK never wait for readiness, so a missing daemon answers at once.
+      for (const cmd of ['DEL', 'CHECK']) {
+        const r = await execa(SHIM, [], { env: cniEnv(cmd), extendEnv: false, input, reject: false, timeout: 30_000 });
+        expect([0, 1], input.slice(0, 80)).toContain(r.exitCode);
+        const out = JSON.parse(String(r.stdout)) as { code: number; msg: string };
+        expect(typeof out.code).toBe('number');
+        expect(out.msg.length).toBeGreaterThan(0);
+      }
+    }
   });
 
   it('daemon down: DEL is code 11 at once; ADD waits for readiness up to its bound, then 11', async () => {
