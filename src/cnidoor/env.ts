@@ -26,6 +26,16 @@ const IFNAME_RE = /^[\x21-\x2e\x30-\x39\x3b-\x7e]+$/;
 const ARG_KEY_RE = /^[A-Za-z0-9_.-]+$/;
 const CONTROL_RE = /[\x00-\x1f\x7f]/;
 
+/** A container id as the CNI spec defines it (section 2). */
+export function isContainerID(v: string): boolean {
+  return v.length <= MAX_CONTAINER_ID && CONTAINER_ID_RE.test(v);
+}
+
+/** An interface name Linux and libcni take: 1-15 bytes, printable, no "/", ":" or spaces, not "." or "..". */
+export function isIfName(v: string): boolean {
+  return Buffer.byteLength(v) <= MAX_IFNAME_BYTES && IFNAME_RE.test(v) && v !== '.' && v !== '..';
+}
+
 /** The `env` object as it came: string keys to string values, in a Map. */
 export function parseEnvObject(raw: unknown): Map<string, string> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw badEnv(`env: expected an object of strings, got ${quote(raw)}`);
@@ -51,7 +61,7 @@ export function parseCommand(env: ReadonlyMap<string, string>, allowed: readonly
 export function parseContainerID(env: ReadonlyMap<string, string>): string {
   const v = env.get('CNI_CONTAINERID') ?? '';
   if (v === '') throw badEnv('CNI_CONTAINERID is required');
-  if (v.length > MAX_CONTAINER_ID || !CONTAINER_ID_RE.test(v)) {
+  if (!isContainerID(v)) {
     throw badEnv(`CNI_CONTAINERID ${quote(v)} is invalid: a letter or digit, then letters, digits, "_", "." or "-" (at most ${MAX_CONTAINER_ID})`);
   }
   return v;
@@ -60,7 +70,7 @@ export function parseContainerID(env: ReadonlyMap<string, string>): string {
 export function parseIfName(env: ReadonlyMap<string, string>): string {
   const v = env.get('CNI_IFNAME') ?? '';
   if (v === '') throw badEnv('CNI_IFNAME is required');
-  if (Buffer.byteLength(v) > MAX_IFNAME_BYTES || !IFNAME_RE.test(v) || v === '.' || v === '..') {
+  if (!isIfName(v)) {
     throw badEnv(`CNI_IFNAME ${quote(v)} is invalid: 1-${MAX_IFNAME_BYTES} bytes of printable ASCII without "/", ":" or spaces, not "." or ".."`);
   }
   return v;

@@ -8,6 +8,7 @@ import { isObject, type JSONObject, type JSONValue } from '../cni/json.js';
 import { parseResult, ResultError, toCurrent, type Result } from '../cni/result.js';
 import { compareVersions, isSupportedVersion } from '../cni/version.js';
 import type { Bandwidth, DNSConfig, PortMapping, RuntimeConfig, ValidAttachment } from './backend.js';
+import { isContainerID, isIfName } from './env.js';
 import { badConfig, CNIDoorError, DoorErrorCode, quote, unsupportedField } from './errors.js';
 
 /** Versions the shim speaks: the ones whose results it can print (0.3.0 and later). */
@@ -24,8 +25,6 @@ const MAX_DNS_ENTRY = 253;
 const MAX_ANNOTATION_BYTES = 256 * 1024;
 const MAX_VALID_ATTACHMENTS = 100_000;
 const CONTROL_RE = /[\x00-\x1f\x7f]/;
-const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
-const IFNAME_RE = /^[\x21-\x2e\x30-\x39\x3b-\x7e]{1,15}$/;
 
 export interface ShimConfig {
   cniVersion: string;
@@ -214,8 +213,8 @@ function validAttachments(v: JSONValue, where: string): ValidAttachment[] {
     const containerID = f.str('containerID') ?? '';
     const ifName = f.str('ifname') ?? '';
     f.done();
-    if (!CONTAINER_ID_RE.test(containerID)) throw badConfig(`${f.key('containerID')} ${quote(containerID)} is not a container id`);
-    if (!IFNAME_RE.test(ifName) || ifName === '.' || ifName === '..') throw badConfig(`${f.key('ifname')} ${quote(ifName)} is not an interface name`);
+    if (!isContainerID(containerID)) throw badConfig(`${f.key('containerID')} ${quote(containerID)} is not a container id`);
+    if (!isIfName(ifName)) throw badConfig(`${f.key('ifname')} ${quote(ifName)} is not an interface name`);
     return { containerID, ifName };
   });
 }
