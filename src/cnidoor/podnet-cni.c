@@ -303,19 +303,25 @@ static int dial(const char *path) {
  */
 static int http_post(const char *sock, const char *path, const char *body, size_t n, int timeout_ms, struct reply *r) {
 	char head[256];
+	struct buf msg = {0};
 	int fd = dial(sock);
 	if (fd < 0) return -1;
-	int hl = snprintf(head, sizeof head,
-	                  "POST %s HTTP/1.1\r\nHost: podnetd\r\nContent-Type: application/json\r\n"
-	                  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-	                  path, n);
-	if (send(fd, head, (size_t)hl, MSG_NOSIGNAL) != hl) goto fail;
-	for (size_t off = 0; off < n;) {
-		ssize_t w = send(fd, body + off, n - off, MSG_NOSIGNAL);
+	snprintf(head, sizeof head,
+	         "POST %s HTTP/1.1\r\nHost: podnetd\r\nContent-Type: application/json\r\n"
+	         "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+	         path, n);
+	buf_str(&msg, head);
+	buf_add(&msg, body, n);
+	for (size_t off = 0; off < msg.len;) {
+		ssize_t w = send(fd, msg.p + off, msg.len - off, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR) continue;
-		if (w <= 0) goto fail;
+		if (w <= 0) {
+			free(msg.p);
+			goto fail;
+		}
 		off += (size_t)w;
 	}
+	free(msg.p);
 	memset(r, 0, sizeof *r);
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};

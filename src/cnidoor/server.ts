@@ -106,18 +106,16 @@ export class CNIDoorServer {
     const path = (req.url ?? '/').split('?')[0];
     const method = req.method ?? '';
     if (path === '/healthz' || path === '/readyz') {
-      req.resume();
+      // Read what the prober sent (multus-shim POSTs "null") before answering: closing a
+      // connection with unread bytes makes the kernel reset it, and the prober could lose the answer.
+      await drain(req);
       if (method !== 'GET' && method !== 'POST') return this.send(res, { status: 405, body: '' });
       const ok = path === '/healthz' || (!this.draining && this.opts.backend.ready());
       return this.send(res, { status: ok ? 200 : 500, body: '' });
     }
-    if (path !== '/cni' && path !== '/delegate') {
-      req.resume();
-      return this.send(res, { status: 404, body: '' });
-    }
-    if (method !== 'POST') {
-      req.resume();
-      return this.send(res, { status: 405, body: '' });
+    if ((path !== '/cni' && path !== '/delegate') || method !== 'POST') {
+      await drain(req);
+      return this.send(res, { status: path === '/cni' || path === '/delegate' ? 405 : 404, body: '' });
     }
     const route: Route = path;
     const started = performance.now();
@@ -129,8 +127,8 @@ export class CNIDoorServer {
     });
     let answer: Answer;
     try {
-      if (this.draining) throw new CNIDoorError(DoorErrorCode.TryAgainLater, 'podnetd is shutting down', 'retry when it is back');
       const text = await readBody(req);
+      if (this.draining) throw new CNIDoorError(DoorErrorCode.TryAgainLater, 'podnetd is shutting down', 'retry when it is back');
       if (route === '/cni') {
         const r = parseCNIRequest(text, facts);
         if (r.kind !== 'version') cniVersion = r.call.cniVersion;
@@ -209,6 +207,21 @@ function checked(r: Result): Result {
 }
 
 class BodyTooLarge extends CNIDoorError {}
+
+const MAX_PROBE_BODY = 64 * 1024;
+
+/** Reads and drops a probe's small body; a larger one is cut off (the connection closes). */
+async function drain(req: IncomingMessage): Promise<void> {
+  let size = 0;
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_PROBE_BODY) break;
+    }
+  } catch {
+    // The prober went away; the answer has nowhere to go anyway.
+  }
+}
 
 /** The body, bounded: a declared or actual length over the bound stops reading. */
 function readBody(req: IncomingMessage): Promise<string> {

@@ -13,6 +13,8 @@ import { Cleanup, tmpDir } from '../helpers/env.js';
 import { cniEnv, startDoor, type Door } from './door.js';
 
 const SHIM = join(REPO_ROOT, 'dist', 'libexec', 'podnet-cni');
+const built = existsSync(SHIM);
+if (!built) console.warn(`skipping the podnet-cni tests: ${SHIM} is missing (make build)`);
 const cleanup = new Cleanup();
 afterEach(async () => {
   expect(await cleanup.run()).toEqual([]);
@@ -33,7 +35,7 @@ async function shim(env: Record<string, string>, stdin: unknown): Promise<ShimRu
 
 const conf = (d: Door | { socket: string }, extra: Record<string, unknown> = {}) => ({ cniVersion: '1.0.0', name: 'podnet', type: 'podnet-cni', socket: d.socket, ...extra });
 
-describe.runIf(existsSync(SHIM))('podnet-cni', () => {
+describe.runIf(built)('podnet-cni', () => {
   it('answers VERSION itself, with no daemon', async () => {
     const r = await shim({ CNI_COMMAND: 'VERSION' }, { cniVersion: '0.4.0' });
     expect(r.exitCode).toBe(0);
@@ -164,8 +166,4 @@ describe.runIf(existsSync(SHIM))('podnet-cni', () => {
     expect(r.exitCode).toBe(1);
     expect(r.json).toEqual({ cniVersion: '1.0.0', code: 999, msg: 'podnetd answered HTTP 502', details: 'bad gateway' });
   });
-});
-
-describe.skipIf(existsSync(SHIM))('podnet-cni (not built)', () => {
-  it.skip(`needs ${SHIM}: run make build`, () => undefined);
 });
