@@ -72,6 +72,25 @@ describe.skipIf(missing !== undefined)('private containerd (crictl) with a plain
     expect(await Promise.all(hostDirs.map(listing))).toEqual(before);
   });
 
+  it('a second runtime handler reads its own conf dir (crictl runp --runtime)', async () => {
+    const root = await newRoot();
+    const nets = ['main', 'fast'].map((name) => ({ name, confDir: join(root, `${name}.d`), subnet: uniqueSubnet(), bridge: uniqueBridge() }));
+    for (const n of nets) {
+      await mkdir(n.confDir);
+      await writeFile(join(n.confDir, '10-net.conflist'), bridgeConflist(`ctrd-${n.name}`, { bridge: n.bridge, subnet: n.subnet.subnet, dataDir: join(root, 'ipam') }));
+    }
+    const [main, fast] = nets as [(typeof nets)[0], (typeof nets)[0]];
+    const c = await Containerd.start({ confDir: main.confDir, binDirs: PLUGIN_DIRS, runtimeHandlers: [{ name: 'fast', cniConfDir: fast.confDir }] });
+    onCleanup(() => c.stop(), 'stop the private containerd');
+    pids.push(...c.startedPids());
+    const a = (await c.crictlOk(['runp', await c.podConfigFile()])).trim();
+    const b = (await c.crictlOk(['runp', '--runtime', 'fast', await c.podConfigFile()])).trim();
+    expect(inSubnet((await c.inspectPod(a)).status.network?.ip ?? '', main.subnet)).toBe(true);
+    expect(inSubnet((await c.inspectPod(b)).status.network?.ip ?? '', fast.subnet)).toBe(true);
+    await c.stop();
+    expect(await c.processes()).toEqual([]);
+  });
+
   it('leaves nothing behind', async () => {
     await expectNothingLeft(pids);
   });

@@ -26,6 +26,12 @@ const CONTAINERD = '/usr/bin/containerd';
 const PATH_ENV = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const START_TIMEOUT_MS = 30_000;
 
+export interface RuntimeHandler {
+  name: string;
+  cniConfDir: string;
+  cniMaxConfNum?: number;
+}
+
 export interface ContainerdOptions {
   /** The CNI conf dir containerd reads (cni.conf_dir). */
   confDir: string;
@@ -36,7 +42,9 @@ export interface ContainerdOptions {
   binDirs: readonly string[];
   /** cni.max_conf_num; default 1. */
   maxConfNum?: number;
-  /** TOML appended to the config, e.g. more runtime handlers (see runtimeHandlerToml). */
+  /** More runtime handlers (`crictl runp --runtime <name>`), each with its own CNI conf dir. */
+  runtimeHandlers?: readonly RuntimeHandler[];
+  /** TOML appended to the config as is. */
   extraConfig?: string;
   /** Serve containerd's Prometheus metrics on 127.0.0.1 (scrape with metrics()). */
   metrics?: boolean;
@@ -58,15 +66,18 @@ export function crictlPath(): string | undefined {
   return existsSync(shared) ? shared : undefined;
 }
 
-/** A [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.<name>] table with its own CNI conf dir. */
-export function runtimeHandlerToml(root: string, name: string, cniConfDir: string): string {
+/** A runtime handler's table: runc, with its own CNI conf dir (containerd 1.6+). */
+function runtimeHandlerToml(root: string, h: RuntimeHandler): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(h.name)) throw new Error(`runtime handler name ${JSON.stringify(h.name)} must be a bare TOML key`);
+  const t = `plugins."io.containerd.grpc.v1.cri".containerd.runtimes.${h.name}`;
   return `
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.${name}]
+[${t}]
   runtime_type = "io.containerd.runc.v2"
-  cni_conf_dir = ${JSON.stringify(cniConfDir)}
-  cni_max_conf_num = 1
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.${name}.options]
+  cni_conf_dir = ${JSON.stringify(h.cniConfDir)}
+  cni_max_conf_num = ${h.cniMaxConfNum ?? 1}
+  [${t}.options]
     Root = ${JSON.stringify(join(root, 'runc'))}
+    SystemdCgroup = false
 `;
 }
 
@@ -178,7 +189,7 @@ ${metricsPort ? `[metrics]\n  address = "127.0.0.1:${metricsPort}"\n` : ''}
     bin_dir = ${JSON.stringify(binDir)}
     conf_dir = ${JSON.stringify(o.confDir)}
     max_conf_num = ${o.maxConfNum ?? 1}
-${o.extraConfig ?? ''}`;
+${(o.runtimeHandlers ?? []).map((h) => runtimeHandlerToml(root, h)).join('')}${o.extraConfig ?? ''}`;
 }
 
 /** One bin dir of symlinks to the plugins of binDirs, first dir first. */
