@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AttachmentCall } from '../../src/cnidoor/backend.js';
 import { REPO_ROOT } from '../e2e/harness.js';
-import { Cleanup, PLUGIN_DIRS, tmpDir } from '../helpers/env.js';
+import { Cleanup, PLUGIN_DIRS, sh, tmpDir } from '../helpers/env.js';
 import { startDoor } from '../cnidoor/door.js';
 import { Containerd, containerdMissing } from './harness.js';
 
@@ -49,6 +49,11 @@ describe.skipIf(missing !== undefined)('containerd → podnet-cni → the CNI do
     expect(add).toMatchObject({ command: 'ADD', containerID: id, ifName: 'eth0', cniVersion: '1.0.0', configName: 'podnet', network: 'blue' });
     expect(add.pod).toEqual({ namespace: 'shop', name: 'web-0', uid: 'uid-web-0', infraContainerID: id });
     expect(add.netns.startsWith(join(c.stateDir, 'io.containerd.grpc.v1.cri', 'netns'))).toBe(true);
+    // CNI_NETNS is a bind mount in containerd's private mount namespace only: a backend must run
+    // there (mountNsCommand) to open it; from the host the path is a plain empty file.
+    const [cmd, args] = c.mountNsCommand('nsenter', [`--net=${add.netns}`, 'true']);
+    expect((await sh(cmd, args)).exitCode).toBe(0);
+    expect((await sh('nsenter', [`--net=${add.netns}`, 'true'])).exitCode).not.toBe(0);
     expect(add.runtimeConfig.portMappings).toEqual([
       { hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIP: '' },
       { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIP: '' },

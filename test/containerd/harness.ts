@@ -409,6 +409,16 @@ export class Containerd {
   }
 
   /**
+   * The command prefix that runs a program in this containerd's mount namespace (not its pid
+   * namespace): what a CNI backend on the host needs to open the CNI_NETNS paths containerd
+   * hands out, since those bind mounts exist only in there. Its processes are the caller's to end.
+   */
+  mountNsCommand(cmd: string, args: readonly string[] = []): [string, string[]] {
+    if (!this.initPid) throw new Error('containerd is not running');
+    return ['nsenter', ['-t', String(this.initPid), '-m', '--', cmd, ...args]];
+  }
+
+  /**
    * Host pids of everything in the private pid namespace: pid 1 and its descendants (the shims
    * and pods: orphans are re-parented to pid 1), and containerd with its children (its parent is
    * nsenter, outside).
