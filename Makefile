@@ -9,11 +9,12 @@ CNI_PLUGIN := $(firstword $(wildcard /opt/cni/bin/bridge /usr/lib/cni/bridge))
 all: build
 
 # System tools the daemon and the tests run: the CNI reference plugins, iproute2, iptables (portmap),
-# util-linux (unshare/nsenter/umount for bind-mounted namespaces), and a C compiler for podnet-spawner.
+# util-linux (unshare/nsenter/umount for bind-mounted namespaces), a C compiler for podnet-spawner and
+# podnet-cni, and containerd + runc for the tests that drive a private containerd through the CNI door.
 sysdeps:
-	@if [ -z "$(CNI_PLUGIN)" ] || ! command -v ip >/dev/null || ! command -v iptables >/dev/null || ! command -v unshare >/dev/null || ! command -v $(CC) >/dev/null; then \
-	  echo "installing system packages: containernetworking-plugins iproute2 iptables util-linux gcc libc6-dev"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containernetworking-plugins iproute2 iptables util-linux gcc libc6-dev >/dev/null; \
+	@if [ -z "$(CNI_PLUGIN)" ] || ! command -v ip >/dev/null || ! command -v iptables >/dev/null || ! command -v unshare >/dev/null || ! command -v $(CC) >/dev/null || ! command -v containerd >/dev/null || ! command -v runc >/dev/null; then \
+	  echo "installing system packages: containernetworking-plugins iproute2 iptables util-linux gcc libc6-dev containerd runc"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containernetworking-plugins iproute2 iptables util-linux gcc libc6-dev containerd runc >/dev/null; \
 	fi
 
 $(NODE_DEPS): package.json package-lock.json
@@ -28,7 +29,13 @@ $(SPAWNER): src/spawner/podnet-spawner.c
 	@mkdir -p $(@D)
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
-build: $(NODE_DEPS) $(SPAWNER)
+# podnet-cni: the CNI plugin containerd / CRI-O exec; it forwards each call to podnetd's CNI door.
+SHIM := dist/libexec/podnet-cni
+$(SHIM): src/cnidoor/podnet-cni.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+build: $(NODE_DEPS) $(SPAWNER) $(SHIM)
 	./node_modules/.bin/tsc -p tsconfig.json
 
 typecheck: $(NODE_DEPS)
@@ -56,6 +63,8 @@ bench: deps build
 # /etc/podnet/config.toml (an existing config is kept).
 PREFIX ?= /usr/local
 DESTDIR ?=
+# Where the runtime looks for CNI plugins; only install uses it (podnet-cni goes there).
+CNI_BIN_DIR ?= /opt/cni/bin
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib/podnet $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/podnet/attachments.d $(DESTDIR)/etc/systemd/system $(DESTDIR)$(PREFIX)/share/doc/podnet
 	cp -r dist proto package.json package-lock.json bin $(DESTDIR)$(PREFIX)/lib/podnet/
@@ -65,6 +74,8 @@ install: build
 	sed 's#@PREFIX@#$(PREFIX)#g' packaging/podnetd.service > $(DESTDIR)/etc/systemd/system/podnetd.service
 	[ -f $(DESTDIR)/etc/podnet/config.toml ] || install -m 0644 packaging/config.toml $(DESTDIR)/etc/podnet/config.toml
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/podnet/README.md
+	install -d $(DESTDIR)$(CNI_BIN_DIR)
+	install -m 0755 $(SHIM) $(DESTDIR)$(CNI_BIN_DIR)/podnet-cni
 
 clean:
 	rm -rf dist

@@ -25,6 +25,8 @@ export interface DaemonConfig extends EngineConfig {
    * "inline" (child_process in the daemon; the fallback when the helper is not built).
    */
   spawner: 'helper' | 'inline';
+  /** The CNI door (Multus' thick-plugin protocol) for containerd / CRI-O. */
+  cniServer: { socket: string };
 }
 
 /**
@@ -61,6 +63,7 @@ export function defaultConfig(): DaemonConfig {
       setupSerially: false,
       pluginTimeoutMs: 60_000,
     },
+    cniServer: { socket: '/run/podnet/cni/podnet-cni.sock' },
     runtimes: handlerTable(),
   };
 }
@@ -206,6 +209,12 @@ export function parseConfig(text: string, base: DaemonConfig = defaultConfig()):
     c.duration('plugin_timeout', (v) => (cfg.cni.pluginTimeoutMs = v));
     c.done();
   }
+  const cniServer = top.table('cni_server');
+  if (cniServer) {
+    const c = new TableReader(cniServer, 'cni_server');
+    c.str('socket', (v) => (cfg.cniServer.socket = v));
+    c.done();
+  }
   const runtimes = top.table('runtimes');
   if (runtimes) {
     for (const [name, value] of Object.entries(runtimes)) {
@@ -249,6 +258,7 @@ export function resolvePaths(cfg: DaemonConfig, baseDir: string): DaemonConfig {
   cfg.cni.confDir = abs(cfg.cni.confDir);
   cfg.cni.cacheDir = abs(cfg.cni.cacheDir);
   cfg.cni.confTemplate = abs(cfg.cni.confTemplate);
+  cfg.cniServer.socket = abs(cfg.cniServer.socket);
   for (const h of Object.values(cfg.runtimes)) if (h.cniConfDir) h.cniConfDir = abs(h.cniConfDir);
   return cfg;
 }
