@@ -41,25 +41,37 @@ const PAR_ROWS = [
 
 const r3 = (x) => Math.round(x * 1000) / 1000;
 
-/**
- * R: {meta, contenders: {name: {label, why?}}, scenarios: {scn: {contender: {seq, par, chunks}}},
- * parK, scale}. Adds R.samples, R.figures, R.comparisons, R.targets; returns R.
- */
-export function analyse(R) {
+/** Step records of a run (R.scenarios) → samples by contender, mode and step, rounded to µs. */
+function samplesOf(R) {
   const samples = {};
-  const figures = {};
   for (const [scn, byContender] of Object.entries(R.scenarios)) {
     for (const [c, data] of Object.entries(byContender)) {
-      for (const [mode, records] of [[`${scn}-seq`, data.seq], [`${scn}-par${R.parK}`, data.par]]) {
+      const parMode = `${scn}-par${R.parK}`;
+      for (const [mode, records] of [[`${scn}-seq`, data.seq], [parMode, data.par]]) {
         const byStep = {};
         for (const rec of records) for (const [k, v] of Object.entries(rec)) if (Number.isFinite(v)) (byStep[k] ??= []).push(r3(v));
-        ((samples[c] ??= {})[mode] = byStep);
-        const f = ((figures[c] ??= {})[mode] = {});
-        for (const [k, xs] of Object.entries(byStep)) f[k] = stats(xs);
+        (samples[c] ??= {})[mode] = byStep;
       }
-      const parMode = `${scn}-par${R.parK}`;
       samples[c][parMode].chunks = data.chunks.map((x) => ({ cycles: x.cycles, ms: r3(x.ms) }));
-      if (data.chunks.length > 0) figures[c][parMode].throughput = { podsPerSec: r3(rate(data.chunks)), chunks: data.chunks.length, cycles: data.chunks.reduce((a, x) => a + x.cycles, 0) };
+    }
+  }
+  return samples;
+}
+
+/**
+ * R: {meta, contenders: {name: {label, why?}}, parK, scale, and either scenarios: {scn:
+ * {contender: {seq, par, chunks}}} (a run) or samples (a latest.json)}. Adds R.samples,
+ * R.figures, R.comparisons, R.targets; returns R. The same samples always give the same result.
+ */
+export function analyse(R) {
+  const samples = R.scenarios ? samplesOf(R) : R.samples;
+  const figures = {};
+  for (const [c, byMode] of Object.entries(samples)) {
+    for (const [mode, byStep] of Object.entries(byMode)) {
+      const f = ((figures[c] ??= {})[mode] = {});
+      for (const [k, xs] of Object.entries(byStep)) if (k !== 'chunks') f[k] = stats(xs);
+      const chunks = byStep.chunks;
+      if (chunks?.length > 0) f.throughput = { podsPerSec: r3(rate(chunks)), chunks: chunks.length, cycles: chunks.reduce((a, x) => a + x.cycles, 0) };
     }
   }
   R.samples = samples;
@@ -190,12 +202,19 @@ export function markdown(R) {
     out.push(`- \`${c}\` (${st?.label ?? c}): ${st?.why ? st.why : st ? 'ran' : 'not selected (BENCH_CONTENDERS)'}`);
   }
   out.push('', `**Targets** (no host port, sequential unless said; met when the whole 95 % interval is on the right side of the bound) — ${R.targets.filter((t) => t.result === 'PASS').length}/${R.targets.length} met`, '', targetsTable(R));
-  for (const scn of Object.keys(R.scenarios)) {
-    const label = R.meta.scenarios.find((s) => s.name === scn)?.label ?? scn;
+  for (const { name: scn, label } of R.meta.scenarios) {
     out.push('', `**${label}: sequential, ms**`, '', stepTable(R, `${scn}-seq`, SEQ_ROWS));
     out.push('', `**${label}: ${R.parK} in parallel, ms**`, '', stepTable(R, `${scn}-par${R.parK}`, PAR_ROWS, { throughput: true }));
   }
   if (R.scale) out.push('', `**Scale: ${R.scale.running} sandboxes running (one host port each)${R.scale.reduced ? `, REDUCED from ${R.scale.target}: ${R.scale.reducedWhy}` : ''}**`, '', scaleTable(R));
   if (R.leaks) out.push('', `Left behind after the run: ${R.leaks.iptablesRules} iptables rule(s) of the bench network, ${R.leaks.limitNetns} limit netns.`);
   return out.join('\n');
+}
+
+// node bench/report.mjs [latest.json]: the tables again from a run's saved samples.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { readFile } = await import('node:fs/promises');
+  const R = JSON.parse(await readFile(process.argv[2] ?? new URL('results/latest.json', import.meta.url), 'utf8'));
+  delete R.comparisons;
+  process.stdout.write(`${markdown(analyse(R))}\n`);
 }
