@@ -58,6 +58,7 @@ run: deps build
 
 bench: deps build
 	node bench/run.mjs
+	node bench/readme-table.mjs
 
 # Installs podnetd and podnet under PREFIX (default /usr/local) with a systemd unit and an example
 # /etc/podnet/config.toml (an existing config is kept).
