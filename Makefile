@@ -4,7 +4,7 @@ NPM ?= npm
 NODE_DEPS := node_modules/.package-lock.json
 CNI_PLUGIN := $(firstword $(wildcard /opt/cni/bin/bridge /usr/lib/cni/bridge))
 
-.PHONY: all deps sysdeps build gen test run bench clean typecheck install
+.PHONY: all deps sysdeps build gen test run bench clean typecheck lint install
 
 all: build
 
@@ -41,6 +41,10 @@ build: $(NODE_DEPS) $(SPAWNER) $(SHIM)
 typecheck: $(NODE_DEPS)
 	./node_modules/.bin/tsc -p tsconfig.test.json
 
+# typescript-eslint, type-aware (eslint.config.js); part of `make test`.
+lint: $(NODE_DEPS)
+	./node_modules/.bin/eslint src test
+
 # Regenerates src/gen from proto/ (checked in; never edited by hand).
 gen: $(NODE_DEPS)
 	@command -v protoc >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null)
@@ -50,7 +54,7 @@ gen: $(NODE_DEPS)
 	  --ts_proto_opt=outputServices=grpc-js,env=node,esModuleInterop=true,importSuffix=.js,useOptionals=none,forceLong=bigint,oneof=unions-value \
 	  -I proto proto/runtime/v1/api.proto
 
-test: deps build typecheck
+test: deps build typecheck lint
 	./node_modules/.bin/vitest run
 
 run: deps build

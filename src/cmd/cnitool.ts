@@ -35,7 +35,7 @@ export function parseCniArgs(s: string | undefined): Array<[string, string]> {
   return s.split(';').map((pair) => {
     const kv = pair.split('=');
     if (kv.length !== 2 || kv[0] === '' || kv[1] === '') throw new Error(`invalid CNI_ARGS pair ${JSON.stringify(pair)}`);
-    return [kv[0]!, kv[1]!];
+    return [kv[0], kv[1]];
   });
 }
 
@@ -67,7 +67,7 @@ export async function cnitool(verb: string, args: string[], env: CnitoolEnv, cac
     await cni.getStatusNetworkList(list);
     return '';
   }
-  const nsPath = resolve(netns!);
+  const nsPath = resolve(netns);
   const rt: RuntimeConf = {
     containerID: env.CNI_CONTAINERID || cnitoolContainerID(nsPath),
     netNS: nsPath,

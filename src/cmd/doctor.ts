@@ -140,7 +140,7 @@ async function ipLinks(nsPath?: string, dev?: string): Promise<{ links: IpLink[]
 async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]!);
+    while (next < items.length) await fn(items[next++]);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
@@ -288,8 +288,8 @@ async function removeLink(leak: Leak): Promise<void> {
   const { links, missing } = await ipLinks(undefined, leak.path);
   // Gone already: e.g. its namespace was removed by an earlier fix.
   if (missing || links.length === 0) return;
-  if (leak.ifindex !== undefined && links[0]!.ifindex !== leak.ifindex) {
-    throw new Error(`not deleted: ${leak.path} is now another interface (index ${links[0]!.ifindex}, was ${leak.ifindex})`);
+  if (leak.ifindex !== undefined && links[0].ifindex !== leak.ifindex) {
+    throw new Error(`not deleted: ${leak.path} is now another interface (index ${links[0].ifindex}, was ${leak.ifindex})`);
   }
   const r = await execa('ip', ['link', 'del', 'dev', leak.path], { reject: false });
   if (r.exitCode !== 0 && !/does not exist|Cannot find device/.test(String(r.stderr))) {

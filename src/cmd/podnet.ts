@@ -51,8 +51,8 @@ const WELL_KNOWN_CAPABILITIES = new Set([
 const writeStderr = (text: string): void => void process.stderr.write(text);
 
 function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
 }
 
 function age(createdAtNs: string): string {
@@ -73,7 +73,7 @@ async function findRecord(stateDir: string, id: string | undefined): Promise<San
   const matches = (await SandboxStore.readAll(stateDir)).filter((r) => r.id.startsWith(id));
   if (matches.length === 0) throw new Error(`sandbox "${id}" not found in ${stateDir}`);
   if (matches.length > 1) throw new Error(`sandbox id prefix "${id}" is ambiguous`);
-  return matches[0]!;
+  return matches[0];
 }
 
 interface ValidateRow {

@@ -64,7 +64,7 @@ export function decodeCacheEntry(bytes: Buffer): CachedAttachment | undefined {
   };
   if (typeof netns === 'string' && netns) entry.netns = netns;
   if (Array.isArray(cniArgs) && cniArgs.every((p) => isStringArray(p) && p.length === 2)) {
-    entry.cniArgs = cniArgs.map((p) => [(p as string[])[0]!, (p as string[])[1]!]);
+    entry.cniArgs = cniArgs.map((p) => [(p as string[])[0], (p as string[])[1]]);
   }
   if (isObject(capabilityArgs)) entry.capabilityArgs = capabilityArgs;
   if (isObject(result)) entry.result = result;

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import type { NetworkConfigList, PluginConfig } from './config.js';
-import { confListFromBytes, confListFromConfBytes } from './config.js';
+import { confListFromConfBytes } from './config.js';
 import { CACHE_KIND, ResultCache, type CachedAttachment } from './cache.js';
 import { ErrorCode, InvalidRequestError, MultiError, PluginError, pluginFailedPrefix, type ErrorSite, type Verb } from './errors.js';
 import { RawExec, type PluginExec } from './exec.js';
@@ -149,7 +149,7 @@ export class CNIConfig {
       prev = await this.cachedResultOrUndefined(list, rt);
     }
     for (let i = list.plugins.length - 1; i >= 0; i--) {
-      await this.runAttachmentPlugin('DEL', list, list.plugins[i]!, prev, rt, opts.signal);
+      await this.runAttachmentPlugin('DEL', list, list.plugins[i], prev, rt, opts.signal);
     }
     await this.cacheFor(rt).delete(list.name, rt.containerID, rt.ifName);
   }
@@ -200,7 +200,7 @@ export class CNIConfig {
         }
       }
     }
-    if (errors.length === 1) throw errors[0]!;
+    if (errors.length === 1) throw errors[0];
     if (errors.length > 1) throw new MultiError(errors);
   }
 

@@ -1,7 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join, extname } from 'node:path';
 import { ConfigError, errorMessage } from './errors.js';
-import { isObject, isStringArray, parseJSON, type JSONObject } from './json.js';
+import { isObject, parseJSON, type JSONObject } from './json.js';
 import { CURRENT_VERSION, looseGreaterThan, parseLooseVersion, specVersionOf, type SpecVersion } from './version.js';
 
 /** One entry of a network's `plugins` array. */

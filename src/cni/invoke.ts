@@ -54,7 +54,7 @@ function abortError(site: ErrorSite, reason: unknown): PluginError {
   if (reason instanceof Error && reason.name === 'TimeoutError') {
     return new PluginTimeoutError(site, undefined, `timed out; the plugin was killed (${reason.message})`);
   }
-  const why = reason instanceof Error ? reason.message : String(reason ?? 'aborted');
+  const why = reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'aborted';
   return new PluginCanceledError(site, `canceled; the plugin was killed (${why})`);
 }
 

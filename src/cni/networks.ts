@@ -81,7 +81,7 @@ export function summarize(results: SetupResult['results']): SetupResult {
     for (const ip of resultIPs(result)) {
       const iface = ip.interface !== undefined ? ifaces[ip.interface] : undefined;
       if (!iface?.sandbox) continue;
-      out.interfaces[iface.name]!.ipConfigs.push({ ip: ip.ip, address: ip.address, family: ip.family, ...(ip.gateway ? { gateway: ip.gateway } : {}) });
+      out.interfaces[iface.name].ipConfigs.push({ ip: ip.ip, address: ip.address, family: ip.family, ...(ip.gateway ? { gateway: ip.gateway } : {}) });
     }
     if (result.dns) out.dns.push(result.dns);
     out.routes.push(...(result.routes ?? []));

@@ -423,7 +423,7 @@ export function convertResult(result: AnyResult, toVersion: string): AnyResult {
 /** The result in the current shape: a copy if it already is 1.x (version kept), else converted to 1.1.0. */
 export function toCurrent(result: AnyResult): Result {
   const version = isCurrent(result) ? result.cniVersion : CURRENT_VERSION;
-  return convertResult(result, version) as Result;
+  return convertResult(result, version);
 }
 
 /** The IPs of a current-shape result, split into their parts. */

@@ -22,7 +22,7 @@ export function compareVersions(a: string, b: string): number {
   const pa = parseVersion(a);
   const pb = parseVersion(b);
   for (let i = 0; i < 3; i++) {
-    const d = pa[i]! - pb[i]!;
+    const d = pa[i] - pb[i];
     if (d !== 0) return d;
   }
   return 0;
@@ -40,13 +40,13 @@ export function parseLooseVersion(v: string): [number, number, number] {
   const parts = v.split('.');
   if (v === '' || parts.length > 3 || !parts.every((p) => /^[+-]?\d+$/.test(p))) throw new Error(`invalid CNI version "${v}"`);
   const [major, minor = 0, micro = 0] = parts.map(Number);
-  return [major!, minor, micro];
+  return [major, minor, micro];
 }
 
 function compareLoose(a: string, b: string): number {
   const pa = parseLooseVersion(a);
   const pb = parseLooseVersion(b);
-  for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i]! - pb[i]!;
+  for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i] - pb[i];
   return 0;
 }
 

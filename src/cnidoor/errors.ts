@@ -29,7 +29,7 @@ const QUOTE_MAX = 64;
  * escaped) and cut to a bounded length, whatever the client sent.
  */
 export function quote(v: unknown, max = QUOTE_MAX): string {
-  const s = typeof v === 'string' ? v : v === undefined ? 'nothing' : (JSON.stringify(v) ?? String(v));
+  const s = typeof v === 'string' ? v : v === undefined ? 'nothing' : (JSON.stringify(v) ?? typeof v);
   const cut = s.length > max ? `${s.slice(0, max)}...` : s;
   return JSON.stringify(cut);
 }

@@ -71,7 +71,7 @@ class Fields {
   str(...names: string[]): string | undefined {
     const v = this.get(...names);
     if (v === undefined || typeof v === 'string') return v;
-    throw badConfig(`${this.key(names[0]!)}: expected a string, got ${quote(v)}`);
+    throw badConfig(`${this.key(names[0])}: expected a string, got ${quote(v)}`);
   }
 
   done(): void {

@@ -77,8 +77,8 @@ function parseInterfaceAttributes(v: JSONValue | undefined): InterfaceAttributes
       if (!Array.isArray(x) || x.length > MAX_IPS) throw badConfig(`interfaceAttributes.ips: expected a list of at most ${MAX_IPS} addresses`);
       out.ips = x.map((ip, i) => {
         const addr = typeof ip === 'string' ? ip.split('/') : [];
-        const ok = addr.length >= 1 && addr.length <= 2 && isIP(addr[0]!) !== 0 && (addr.length === 1 || /^\d{1,3}$/.test(addr[1]!));
-        if (!ok || Number(addr[1] ?? 0) > (isIP(addr[0]!) === 4 ? 32 : 128)) throw badConfig(`interfaceAttributes.ips[${i}]: ${quote(ip)} is not an IP address or CIDR`);
+        const ok = addr.length >= 1 && addr.length <= 2 && isIP(addr[0]) !== 0 && (addr.length === 1 || /^\d{1,3}$/.test(addr[1]));
+        if (!ok || Number(addr[1] ?? 0) > (isIP(addr[0]) === 4 ? 32 : 128)) throw badConfig(`interfaceAttributes.ips[${i}]: ${quote(ip)} is not an IP address or CIDR`);
         return ip as string;
       });
     } else if (k === 'mac') {

@@ -151,7 +151,7 @@ class TableReader {
     const v = this.take(k);
     if (v === undefined) return;
     if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ConfigFileError(`${this.key(k)}: must be a list of strings`);
-    apply(v as string[]);
+    apply(v);
   }
 
   table(k: string): Table | undefined {
@@ -172,7 +172,7 @@ class TableReader {
 export function parseConfig(text: string, base: DaemonConfig = defaultConfig()): DaemonConfig {
   let doc: Table;
   try {
-    doc = parseToml(text) as Table;
+    doc = parseToml(text);
   } catch (err) {
     throw new ConfigFileError(`invalid TOML: ${(err as Error).message}`);
   }

@@ -5,7 +5,7 @@ import { criFacts, lookup, toState } from './sandbox-lookup.js';
 import type { CallContext, SandboxContext } from './sandbox-service.js';
 
 /** PodSandboxStatus: the record as the CRI reports it; verbose adds the CNI results and network-status. */
-export async function podSandboxStatus(s: SandboxContext, req: PodSandboxStatusRequest, _call: CallContext): Promise<PodSandboxStatusResponse> {
+export function podSandboxStatus(s: SandboxContext, req: PodSandboxStatusRequest, _call: CallContext): PodSandboxStatusResponse {
   const rec = lookup(s.engine, req.podSandboxId, true)!;
   const response: PodSandboxStatusResponse = { status: sandboxStatus(rec), info: {}, containersStatuses: [], timestamp: 0n };
   if (req.verbose) response.info = { info: JSON.stringify(verboseInfo(rec)) };

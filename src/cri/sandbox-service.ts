@@ -69,7 +69,7 @@ export class SandboxService {
     return removePodSandbox(this.ctx, req, call);
   }
 
-  podSandboxStatus(req: PodSandboxStatusRequest, call: CallContext): Promise<PodSandboxStatusResponse> {
+  podSandboxStatus(req: PodSandboxStatusRequest, call: CallContext): PodSandboxStatusResponse {
     return podSandboxStatus(this.ctx, req, call);
   }
 

@@ -134,7 +134,7 @@ function unary<Req, Res>(name: string, log: Logger, observe: RPCObserver | undef
           log[level]({ ...fields, durationMs: Math.round(durationMs * 1000) / 1000, outcome: statusName(e.code), err: e.message }, name);
           observe?.(name, durationMs, e.code);
           const se: Partial<ServiceError> = { code: e.code, details: e.message, message: e.message };
-          callback(se as ServiceError, null);
+          callback(se, null);
         },
       )
       .finally(() => timer && clearTimeout(timer));

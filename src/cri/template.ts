@@ -56,7 +56,7 @@ function tokenize(src: string): Token[] {
 function parse(tokens: Token[], pos: { i: number }, stopAt: string[]): { nodes: Node[]; stop: string } {
   const nodes: Node[] = [];
   while (pos.i < tokens.length) {
-    const t = tokens[pos.i++]!;
+    const t = tokens[pos.i++];
     if (t.text !== undefined) {
       nodes.push({ kind: 'text', text: t.text });
       continue;
@@ -66,14 +66,14 @@ function parse(tokens: Token[], pos: { i: number }, stopAt: string[]): { nodes: 
     const range = /^range\s+(?:(\$\w+)\s*,\s*)?(\$\w+)\s*:=\s*(\S+)$/.exec(a);
     if (range) {
       const body = parse(tokens, pos, ['end']);
-      nodes.push({ kind: 'range', indexVar: range[1], itemVar: range[2]!, expr: range[3]!, body: body.nodes });
+      nodes.push({ kind: 'range', indexVar: range[1], itemVar: range[2], expr: range[3], body: body.nodes });
       continue;
     }
     const cond = /^if\s+(\S+)$/.exec(a);
     if (cond) {
       const then = parse(tokens, pos, ['else', 'end']);
       const otherwise = then.stop === 'else' ? parse(tokens, pos, ['end']).nodes : [];
-      nodes.push({ kind: 'if', expr: cond[1]!, then: then.nodes, else: otherwise });
+      nodes.push({ kind: 'if', expr: cond[1], then: then.nodes, else: otherwise });
       continue;
     }
     if (/^(\.\w+|\$\w+)$/.test(a)) {

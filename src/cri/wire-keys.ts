@@ -27,9 +27,9 @@ function schema(): protobuf.Root {
 function requestType(path: string): protobuf.Type | undefined {
   const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
   if (!m) return undefined;
-  const service = schema().lookup(m[1]!);
+  const service = schema().lookup(m[1]);
   if (!(service instanceof protobuf.Service)) return undefined;
-  return service.methods[m[2]!]?.resolvedRequestType ?? undefined;
+  return service.methods[m[2]]?.resolvedRequestType ?? undefined;
 }
 
 export interface LostKey {

@@ -79,9 +79,9 @@ function parseShort(item: string, podNamespace: string, annotation = NETWORKS_AN
   if (!m) throw refuse(`${quote(item)} is not of the form [namespace/]name[@interface]`, annotation);
   const namespace = m[1] ?? podNamespace;
   checkLabel('namespace', namespace, item, annotation);
-  checkLabel('name', m[2]!, item, annotation);
+  checkLabel('name', m[2], item, annotation);
   if (m[3] !== undefined) checkIfName(m[3], item, annotation);
-  return { name: m[2]!, namespace, ...(m[3] !== undefined ? { interface: m[3] } : {}), source: item };
+  return { name: m[2], namespace, ...(m[3] !== undefined ? { interface: m[3] } : {}), source: item };
 }
 
 /**
@@ -434,7 +434,7 @@ export class NADStore {
       list.forEach((doc, i) => {
         const where = list.length > 1 ? `document ${i + 1}` : '';
         if (doc.errors.length > 0) {
-          out.errors.push({ file, reason: `${where ? `${where}: ` : ''}${doc.errors[0]!.message}` });
+          out.errors.push({ file, reason: `${where ? `${where}: ` : ''}${doc.errors[0].message}` });
           return;
         }
         const obj: unknown = doc.toJS();

@@ -428,7 +428,7 @@ export class Engine implements PodNetworkEngine {
     } finally {
       this.timings.delete(rec.id);
     }
-    if (errors.length > 0) throw errors[0]!;
+    if (errors.length > 0) throw errors[0];
     if (rec.netnsPath && rec.netnsOwner === 'podnet') {
       await this.timedNetns('remove', rec.door, () => this.netns.remove(rec.netnsPath));
       await this.ledger.remove(rec.netnsPath);

@@ -49,7 +49,7 @@ export class SharedExclusiveLock {
 
   private pump(): void {
     while (this.queue.length > 0) {
-      const next = this.queue[0]!;
+      const next = this.queue[0];
       if (next.exclusive) {
         if (this.shared > 0 || this.exclusiveHeld) return;
         this.exclusiveHeld = true;

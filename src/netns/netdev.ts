@@ -49,7 +49,7 @@ export function parseNetDev(text: string): Map<string, InterfaceCounters> {
     const name = line.slice(0, colon).trim();
     const f = line.slice(colon + 1).trim().split(/\s+/);
     if (!name || f.length < 16 || !f.every((x) => /^\d+$/.test(x))) continue;
-    const n = (i: number): bigint => BigInt(f[i]!);
+    const n = (i: number): bigint => BigInt(f[i]);
     out.set(name, { name, rxBytes: n(0), rxPackets: n(1), rxErrors: n(2), txBytes: n(8), txPackets: n(9), txErrors: n(10) });
   }
   return out;

@@ -9,5 +9,5 @@ export class DurationError extends Error {
 export function parseDuration(v: string, key: string): number {
   const m = DURATION_RE.exec(v.trim());
   if (!m) throw new DurationError(`${key}: invalid duration "${v}" (use e.g. "500ms", "30s", "10m")`);
-  return Math.round(Number(m[1]) * UNIT_MS[m[2]!]!);
+  return Math.round(Number(m[1]) * UNIT_MS[m[2]]);
 }

@@ -107,7 +107,7 @@ describe('reading a cache file written by Go libcni', () => {
     expect(cached!.list.name).toBe('gonet');
     expect(cached!.list.cniVersion).toBe('1.0.0');
     expect(cached!.list.plugins.map((p) => p.type)).toEqual(['bridge', 'portmap']);
-    expect([...cached!.list.plugins[1]!.capabilities]).toEqual(['portMappings']);
+    expect([...cached!.list.plugins[1].capabilities]).toEqual(['portMappings']);
     expect(cached!.list.bytes.equals(goConflist)).toBe(true);
     expect(cached!.rt.containerID).toBe('ctr2');
     expect(cached!.rt.ifName).toBe('eth0');
@@ -133,7 +133,7 @@ describe('reading a cache file written by Go libcni', () => {
     expect(as040).toMatchObject({ ips: [{ version: '4', interface: 2, address: '10.88.0.5/16', gateway: '10.88.0.1' }] });
     const atts = await cni.getCachedAttachments('ctr3');
     expect(atts).toHaveLength(1);
-    expect(atts[0]!.networkName).toBe('gonet');
+    expect(atts[0].networkName).toBe('gonet');
   });
 
   it('re-encoding a Go entry gives Go’s JSON back (same keys, same order, same values)', () => {
@@ -207,7 +207,7 @@ describe('what we write', () => {
     const entry = await cache.get('atomic', 'at', 'eth0');
     const n = entry?.result?.['n'];
     expect(typeof n).toBe('number');
-    expect(entry!.config.toString()).toBe(`{"n":${String(n)}}`);
+    expect(entry!.config.toString()).toBe(`{"n":${n as number}}`);
     await cache.delete('atomic', 'at', 'eth0');
     await cache.delete('atomic', 'at', 'eth0');
     expect(await readdir(join(dir, 'results'))).toEqual([]);

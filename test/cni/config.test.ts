@@ -70,13 +70,13 @@ describe('loadConfDir: file kinds and order', () => {
     const { lists, errors } = await loadConfDir(dir);
     expect(errors).toEqual([]);
     expect(lists).toHaveLength(1);
-    const l = lists[0]!;
+    const l = lists[0];
     expect(l.name).toBe('single');
     expect(l.cniVersion).toBe('0.4.0');
     expect(l.disableCheck).toBe(true);
     expect(l.plugins).toHaveLength(1);
-    expect(l.plugins[0]!.type).toBe('ptp');
-    expect(l.plugins[0]!.raw).toMatchObject({ type: 'ptp', mtu: 1400, ipam: { type: 'host-local' } });
+    expect(l.plugins[0].type).toBe('ptp');
+    expect(l.plugins[0].raw).toMatchObject({ type: 'ptp', mtu: 1400, ipam: { type: 'host-local' } });
     // The cached bytes must describe the list, so a DEL from the cache runs the same plugin.
     const again = confListFromBytes(l.bytes);
     expect(again.name).toBe('single');
@@ -94,7 +94,7 @@ describe('loadConfDir: file kinds and order', () => {
       ['json-single', ['macvlan']],
       ['json-list', ['bridge', 'portmap']],
     ]);
-    expect([...lists[1]!.plugins[1]!.capabilities]).toEqual(['portMappings']);
+    expect([...lists[1].plugins[1].capabilities]).toEqual(['portMappings']);
   });
 
   it('a missing conf dir is empty, not an error', async () => {
@@ -168,13 +168,13 @@ describe('loadConfDir: bad files are reported with file and reason, and skipped'
       '30-other.conflist': list('other'),
     });
     const load = await loadConfDir(dir);
-    expect(load.lists.map((l) => [l.name, l.plugins[0]!.type])).toEqual([
+    expect(load.lists.map((l) => [l.name, l.plugins[0].type])).toEqual([
       ['dup', 'bridge'],
       ['other', 'bridge'],
     ]);
     expect(load.errors).toHaveLength(1);
-    expect(load.errors[0]!.file).toBe(join(dir, '20-second.conf'));
-    expect(load.errors[0]!.reason).toMatch(/network "dup" is already defined in .*10-first\.conflist/);
+    expect(load.errors[0].file).toBe(join(dir, '20-second.conf'));
+    expect(load.errors[0].reason).toMatch(/network "dup" is already defined in .*10-first\.conflist/);
   });
 });
 
@@ -223,7 +223,7 @@ describe('versions and flags', () => {
     const l = confListFromBytes(
       Buffer.from(JSON.stringify(list('caps', { plugins: [{ type: 'portmap', capabilities: { portMappings: true, bandwidth: false, dns: true } }] }))),
     );
-    expect([...l.plugins[0]!.capabilities].sort()).toEqual(['dns', 'portMappings']);
+    expect([...l.plugins[0].capabilities].sort()).toEqual(['dns', 'portMappings']);
   });
 });
 
@@ -238,13 +238,13 @@ describe('sibling-folder plugin aggregation (1.1.0)', () => {
     });
     const load = await loadConfDir(dir);
     expect(load.lists).toHaveLength(1);
-    const l = load.lists[0]!;
+    const l = load.lists[0];
     expect(l.plugins.map((p) => p.type)).toEqual(['bridge', 'tuning', 'portmap']);
-    expect(l.plugins[1]!.raw).toMatchObject({ mtu: 1300 });
-    expect([...l.plugins[2]!.capabilities]).toEqual(['portMappings']);
+    expect(l.plugins[1].raw).toMatchObject({ mtu: 1300 });
+    expect([...l.plugins[2].capabilities]).toEqual(['portMappings']);
     expect(load.errors).toHaveLength(1);
-    expect(load.errors[0]!.file).toBe(join(dir, 'agg', '40-bad.conf'));
-    expect(load.errors[0]!.reason).toMatch(/invalid plugin type/);
+    expect(load.errors[0].file).toBe(join(dir, 'agg', '40-bad.conf'));
+    expect(load.errors[0].reason).toMatch(/invalid plugin type/);
   });
 
   it('a list without "plugins" takes all of its plugins from the sibling folder', async () => {
@@ -254,7 +254,7 @@ describe('sibling-folder plugin aggregation (1.1.0)', () => {
     });
     const load = await loadConfDir(dir);
     expect(load.errors).toEqual([]);
-    expect(load.lists[0]!.plugins.map((p) => p.type)).toEqual(['ptp']);
+    expect(load.lists[0].plugins.map((p) => p.type)).toEqual(['ptp']);
   });
 
   it('ignores the sibling folder when loadOnlyInlinedPlugins is true', async () => {
@@ -264,7 +264,7 @@ describe('sibling-folder plugin aggregation (1.1.0)', () => {
     });
     const load = await loadConfDir(dir);
     expect(load.errors).toEqual([]);
-    expect(load.lists[0]!.plugins.map((p) => p.type)).toEqual(['bridge']);
+    expect(load.lists[0].plugins.map((p) => p.type)).toEqual(['bridge']);
   });
 
   it('the cached config of an attachment on an aggregated network still holds the aggregated plugins', async () => {
@@ -277,16 +277,16 @@ describe('sibling-folder plugin aggregation (1.1.0)', () => {
     await writeJSON(join(dir, 'aggcache', 'a.conf'), { type: 'record-gc', recordFile: record, which: 'sibling' });
     const { lists, errors } = await loadConfDir(dir);
     expect(errors).toEqual([]);
-    expect(lists[0]!.plugins).toHaveLength(2);
+    expect(lists[0].plugins).toHaveLength(2);
     const cacheDir = cleanup.dir(await tmpDir('podnet-config-cache-'));
     const cni = new CNIConfig({ path: TEST_PLUGIN_PATH, cacheDir });
     const rt = { containerID: 'agg1', netNS: join(dir, 'no-such-netns'), ifName: 'eth0' };
-    await cni.addNetworkList(lists[0]!, rt);
+    await cni.addNetworkList(lists[0], rt);
     const cached = await cni.getNetworkListCachedConfig('aggcache', rt);
     expect(cached?.list.plugins.map((p) => p.raw['which'])).toEqual(['inline', 'sibling']);
     // And so a DEL from the cached config reaches both plugins.
     await cni.delNetworkList(cached!.list, cached!.rt);
     const dels = (await readFile(record, 'utf8')).split('\n').filter((l) => l.startsWith('DEL\t'));
-    expect(dels.map((l) => (JSON.parse(l.split('\t')[3]!) as { which: string }).which)).toEqual(['sibling', 'inline']);
+    expect(dels.map((l) => (JSON.parse(l.split('\t')[3]) as { which: string }).which)).toEqual(['sibling', 'inline']);
   });
 });

@@ -73,7 +73,7 @@ async function hangPids(pidFile: string): Promise<[number, number]> {
   const [a, b] = (await readFile(pidFile, 'utf8')).trim().split(' ').map(Number);
   expect(a).toBeGreaterThan(1);
   expect(b).toBeGreaterThan(1);
-  return [a!, b!];
+  return [a, b];
 }
 
 async function expectGone(pids: readonly number[]): Promise<void> {
@@ -103,8 +103,8 @@ describe('plugin failures surface as PluginError', () => {
     expect(pe.message).toContain('injected');
     const ev = events.filter((e) => e.network === list.name);
     expect(ev).toHaveLength(1);
-    expect(ev[0]!.error).toBe(err);
-    expect(ev[0]!.durationMs).toBeGreaterThan(0);
+    expect(ev[0].error).toBe(err);
+    expect(ev[0].durationMs).toBeGreaterThan(0);
   });
 
   it('output that is not JSON (garbage) is a decoding failure naming the plugin', async () => {

@@ -106,11 +106,11 @@ describe('environment (libcni invoke.Args.AsEnv)', () => {
     for (const c of all) expect([...c.env.keys()].sort(), c.env.get('CNI_COMMAND')).toEqual(SIX);
     for (const verb of ['ADD', 'CHECK', 'DEL']) {
       const [c] = await callsOf(verb);
-      expect(Object.fromEntries(c!.env)).toEqual({ CNI_COMMAND: verb, CNI_CONTAINERID: r.containerID, CNI_NETNS: r.netNS, CNI_IFNAME: 'eth0', CNI_ARGS: '', CNI_PATH: bin });
+      expect(Object.fromEntries(c.env)).toEqual({ CNI_COMMAND: verb, CNI_CONTAINERID: r.containerID, CNI_NETNS: r.netNS, CNI_IFNAME: 'eth0', CNI_ARGS: '', CNI_PATH: bin });
     }
     for (const verb of ['GC', 'STATUS']) {
       const [c] = await callsOf(verb);
-      expect(Object.fromEntries(c!.env)).toEqual({ CNI_COMMAND: verb, CNI_CONTAINERID: '', CNI_NETNS: '', CNI_IFNAME: '', CNI_ARGS: '', CNI_PATH: bin });
+      expect(Object.fromEntries(c.env)).toEqual({ CNI_COMMAND: verb, CNI_CONTAINERID: '', CNI_NETNS: '', CNI_IFNAME: '', CNI_ARGS: '', CNI_PATH: bin });
     }
     for (const c of await callsOf('VERSION')) {
       expect(Object.fromEntries(c.env)).toEqual({ CNI_COMMAND: 'VERSION', CNI_CONTAINERID: '', CNI_NETNS: 'dummy', CNI_IFNAME: 'dummy', CNI_ARGS: '', CNI_PATH: 'dummy' });
@@ -120,7 +120,7 @@ describe('environment (libcni invoke.Args.AsEnv)', () => {
   it('CNI_ARGS is the pairs joined with ";" as libcni stringifies them', async () => {
     const list = mkList({ cniVersion: '1.0.0', name: `args-${randomHex(4)}`, plugins: [{ type: 'record-env' }] });
     await cni.addNetworkList(list, { ...rt(), args: [['IgnoreUnknown', '1'], ['K8S_POD_NAME', 'web-0']] });
-    expect((await callsOf('ADD'))[0]!.env.get('CNI_ARGS')).toBe('IgnoreUnknown=1;K8S_POD_NAME=web-0');
+    expect((await callsOf('ADD'))[0].env.get('CNI_ARGS')).toBe('IgnoreUnknown=1;K8S_POD_NAME=web-0');
   });
 
   it('no plugin dirs at all is libcni\'s "no paths provided", prefixed with the plugin', async () => {
@@ -146,7 +146,7 @@ describe('versions across a chain', () => {
     expect(result.cniVersion).toBe('1.0.0');
     const adds = await callsOf('ADD');
     expect(adds.map((c) => c.stdin['cniVersion'])).toEqual(['1.0.0', '1.0.0']);
-    expect(adds[1]!.stdin['prevResult']).toEqual(RESULT_040);
+    expect(adds[1].stdin['prevResult']).toEqual(RESULT_040);
   });
 
   it('the older result, when it is the chain\'s last, is returned and cached as it is; CHECK and DEL get it in the list\'s version', async () => {
@@ -160,8 +160,8 @@ describe('versions across a chain', () => {
     await cni.checkNetworkList(list, r);
     await cni.delNetworkList(list, r);
     const in100 = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: '/x' }], ips: [{ address: '10.9.8.7/24', gateway: '10.9.8.1', interface: 0 }] };
-    expect((await callsOf('CHECK'))[0]!.stdin['prevResult']).toEqual(in100);
-    expect((await callsOf('DEL'))[0]!.stdin['prevResult']).toEqual(in100);
+    expect((await callsOf('CHECK'))[0].stdin['prevResult']).toEqual(in100);
+    expect((await callsOf('DEL'))[0].stdin['prevResult']).toEqual(in100);
   });
 
   it('a list without cniVersion loads, is sent as libcni sends it (""), and is read as 0.1.0', async () => {
@@ -172,11 +172,11 @@ describe('versions across a chain', () => {
     // record-env answers {"cniVersion":""}: no version, so the request's (libcni fixupResultVersion).
     const result = await cni.addNetworkList(list, r);
     expect(result.cniVersion).toBe('0.1.0');
-    expect((await callsOf('ADD'))[0]!.stdin['cniVersion']).toBe('');
+    expect((await callsOf('ADD'))[0].stdin['cniVersion']).toBe('');
     // Before 0.4.0 there is no CHECK, and DEL gets no prevResult.
     await expect(cni.checkNetworkList(list, r)).rejects.toThrow(/does not support the CHECK command/);
     await cni.delNetworkList(list, r);
-    expect((await callsOf('DEL'))[0]!.stdin).not.toHaveProperty('prevResult');
+    expect((await callsOf('DEL'))[0].stdin).not.toHaveProperty('prevResult');
   });
 
   it('a cniVersion newer than ours is sent as written; its plugin\'s answer is read in the version it names', async () => {
@@ -184,13 +184,13 @@ describe('versions across a chain', () => {
     expect([list.declaredVersion, list.cniVersion]).toEqual(['1.2.3', '1.1.0']);
     const result = await cni.addNetworkList(list, rt());
     expect(result.cniVersion).toBe('1.1.0');
-    expect((await callsOf('ADD'))[0]!.stdin['cniVersion']).toBe('1.2.3');
+    expect((await callsOf('ADD'))[0].stdin['cniVersion']).toBe('1.2.3');
   });
 
   it('cniVersions: the highest entry not newer than ours is what plugins get', async () => {
     const list = mkList({ cniVersion: '0.4.0', cniVersions: ['1.0.0', '99.0.0'], name: `vers-${randomHex(4)}`, plugins: [{ type: 'record-env' }] });
     await cni.addNetworkList(list, rt());
-    expect((await callsOf('ADD'))[0]!.stdin['cniVersion']).toBe('1.0.0');
+    expect((await callsOf('ADD'))[0].stdin['cniVersion']).toBe('1.0.0');
   });
 });
 
@@ -248,7 +248,7 @@ describe('boolean fields given as strings (libcni readBool)', () => {
     await mkdir(join(dir, 'inl'));
     await writeJSON(join(dir, 'inl', 'extra.conf'), { type: 'fail-json' });
     expect((await loadNetworkConf(dir, 'inl')).plugins.map((p) => p.type)).toEqual(['record-env']);
-    expect((await loadConfDir(dir)).lists[0]!.plugins.map((p) => p.type)).toEqual(['record-env']);
+    expect((await loadConfDir(dir)).lists[0].plugins.map((p) => p.type)).toEqual(['record-env']);
   });
 });
 
@@ -327,7 +327,7 @@ describe('interface names (libcni ValidateInterfaceName, counted in bytes as the
     const list = mkList({ cniVersion: '1.0.0', name: `ifn-${randomHex(4)}`, plugins: [{ type: 'record-env' }] });
     const r = rt('netzé0');
     await cni.addNetworkList(list, r);
-    expect((await callsOf('ADD'))[0]!.env.get('CNI_IFNAME')).toBe('netzé0');
+    expect((await callsOf('ADD'))[0].env.get('CNI_IFNAME')).toBe('netzé0');
     await expect(cni.addNetworkList(list, rt('ééééééééé'))).rejects.toThrow(InvalidRequestError);
     await cni.delNetworkList(list, r);
   });
@@ -383,8 +383,8 @@ describe('cache files from before cniCacheV1 (a bare result JSON)', () => {
     expect(await cni.getNetworkListCachedResult(list, r)).toEqual(expected);
     await cni.checkNetworkList(list, r);
     await cni.delNetworkList(list, r);
-    expect((await callsOf('CHECK'))[0]!.stdin['prevResult']).toEqual(expected);
-    expect((await callsOf('DEL'))[0]!.stdin['prevResult']).toEqual(expected);
+    expect((await callsOf('CHECK'))[0].stdin['prevResult']).toEqual(expected);
+    expect((await callsOf('DEL'))[0].stdin['prevResult']).toEqual(expected);
     await expect(readFile(file)).rejects.toThrow(/ENOENT/);
   });
 });

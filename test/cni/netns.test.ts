@@ -30,7 +30,7 @@ async function mountedUnder(prefix: string): Promise<string[]> {
     .split('\n')
     .map((l) => l.split(' '))
     .filter((f) => f[f.indexOf('-') + 1] === 'nsfs' && (f[4] ?? '').startsWith(prefix))
-    .map((f) => f[4]!);
+    .map((f) => f[4]);
 }
 
 // The same behaviour whether the syscalls are made by unshare(1)/umount(8) or by podnet-spawner.

@@ -33,7 +33,7 @@ beforeAll(async () => {
   for (let i = 0; i < 2; i++) {
     subnets.push(uniqueSubnet());
     names.push(`nw${i}-${randomHex(6)}`);
-    await writeJSON(join(confDir, `${10 + i}-net.conflist`), bridgeConflist(names[i]!, subnets[i]!));
+    await writeJSON(join(confDir, `${10 + i}-net.conflist`), bridgeConflist(names[i], subnets[i]));
   }
   // A third network that must not be joined with maxConfNum 2.
   await writeJSON(join(confDir, '30-third.conflist'), { cniVersion: '1.0.0', name: 'third', plugins: [{ type: 'fail-json' }] });

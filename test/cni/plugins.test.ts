@@ -119,11 +119,11 @@ function allocPath(list: NetworkConfigList, ip: string): string {
 async function expectAdded(list: NetworkConfigList, a: Attached, subnet: Subnet): Promise<void> {
   expect(a.result.cniVersion).toBe(list.cniVersion);
   expect(a.ips).toHaveLength(1);
-  expect(a.ips[0]!.startsWith(`${subnet.prefix}.`)).toBe(true);
+  expect(a.ips[0].startsWith(`${subnet.prefix}.`)).toBe(true);
   const onIface = (await ipAddrsIn(a.ns, a.rt.ifName)).map((x) => x.cidr);
   expect(onIface).toContain(`${a.ips[0]}/24`);
-  expect(await exists(allocPath(list, a.ips[0]!))).toBe(true);
-  expect(await readFile(allocPath(list, a.ips[0]!), 'utf8')).toContain(a.rt.containerID);
+  expect(await exists(allocPath(list, a.ips[0]))).toBe(true);
+  expect(await readFile(allocPath(list, a.ips[0]), 'utf8')).toContain(a.rt.containerID);
   expect(await exists(cachePath(list, a.rt))).toBe(true);
   const sandbox = a.current.interfaces?.find((i) => i.name === a.rt.ifName);
   expect(sandbox?.sandbox).toBe(a.ns);
@@ -201,7 +201,7 @@ describe('bridge + host-local', () => {
     // an IPv4-only container ("could not check ipv6 dnat"), a plugin bug rather than ours.
     await withHostLock('iptables', () => cni.delNetworkList(list, a.rt));
     await expectDeleted(list, a);
-    expect(await natRulesMatching(a.ips[0]!)).toEqual([]);
+    expect(await natRulesMatching(a.ips[0])).toEqual([]);
   });
 });
 
@@ -309,7 +309,7 @@ describe('bandwidth chained after bridge', () => {
     expect(qdiscs).toMatch(/qdisc tbf/);
     const ifbs = (await shOk('ip', ['-o', 'link', 'show', 'type', 'ifb'])).split('\n').filter((l) => l.includes('bwp'));
     expect(ifbs.length).toBeGreaterThan(0);
-    const ifbName = /^\d+: ([^:@]+)/.exec(ifbs[0]!)?.[1];
+    const ifbName = /^\d+: ([^:@]+)/.exec(ifbs[0])?.[1];
     expect(await shOk('tc', ['qdisc', 'show', 'dev', ifbName!])).toMatch(/qdisc tbf/);
     await cni.checkNetworkList(list, a.rt);
     await cni.delNetworkList(list, a.rt);
@@ -340,7 +340,7 @@ describe('version negotiation with a plugin that only speaks 0.3.1', () => {
     expect(result.cniVersion).toBe('1.0.0');
     const current = toCurrent(result);
     expect(current.interfaces?.some((i) => i.name === 'eth0' && i.sandbox === ns)).toBe(true);
-    const ip = resultIPs(current)[0]!.ip;
+    const ip = resultIPs(current)[0].ip;
     expect((await ipAddrsIn(ns, 'eth0')).map((x) => x.cidr)).toContain(`${ip}/24`);
     const link = await linkInfo(ns, 'eth0');
     expect(link?.mtu).toBe(1300);

@@ -75,7 +75,7 @@ async function recorded(file: string): Promise<Recorded[]> {
     .filter(Boolean)
     .map((line) => {
       const [command, containerID, ifName, ...rest] = line.split('\t');
-      return { command: command!, containerID: containerID!, ifName: ifName!, stdin: JSON.parse(rest.join('\t')) as Record<string, unknown> };
+      return { command: command, containerID: containerID, ifName: ifName, stdin: JSON.parse(rest.join('\t')) as Record<string, unknown> };
     });
 }
 
@@ -128,7 +128,7 @@ describe('CHECK', () => {
       expect(c.stdin['prevResult']).toEqual({ cniVersion: '1.0.0' });
       expect(c.containerID).toBe(rt.containerID);
     }
-    expect(checks[1]!.stdin['second']).toBe(true);
+    expect(checks[1].stdin['second']).toBe(true);
     await cni.delNetworkList(list, rt);
   });
 });
@@ -140,7 +140,7 @@ describe('GC', () => {
     const rt: RuntimeConf = { containerID: `c-${randomHex(10)}`, netNS: ns, ifName: 'eth0' };
     cleanup.push(() => cni.delNetworkList(list, rt).catch(() => undefined), `DEL ${rt.containerID}`);
     const result = await cni.addNetworkList(list, rt);
-    return { ns, rt, ip: resultIPs(toCurrent(result))[0]!.ip };
+    return { ns, rt, ip: resultIPs(toCurrent(result))[0].ip };
   }
 
   function bridgeList(name: string, extra: Record<string, unknown> = {}): NetworkConfigList {
@@ -218,8 +218,8 @@ describe('GC', () => {
       expect(c.stdin).not.toHaveProperty('runtimeConfig');
       expect(c.stdin).not.toHaveProperty('prevResult');
     }
-    expect(calls[0]!.stdin['keep']).toBe('me');
-    expect(calls[1]!.stdin['which']).toBe(2);
+    expect(calls[0].stdin['keep']).toBe('me');
+    expect(calls[1].stdin['which']).toBe(2);
   });
 
   it('1.1.0: DELs stale cached attachments first, then GCs', async () => {
@@ -348,11 +348,11 @@ describe('runtimeConfig', () => {
     const rt: RuntimeConf = { ...fakeRt(), capabilityArgs: { portMappings, dns: { servers: ['1.1.1.1'] }, ipRanges: [[{ subnet: '10.1.0.0/16' }]] } };
     await cni.addNetworkList(list, rt);
     const [first, second] = await recorded(record);
-    expect(first!.stdin['runtimeConfig']).toEqual({ portMappings });
-    expect(first!.stdin).not.toHaveProperty('capabilities');
-    expect(first!.stdin).not.toHaveProperty('prevResult');
-    expect(second!.stdin).not.toHaveProperty('runtimeConfig');
-    expect(second!.stdin['prevResult']).toEqual({ cniVersion: '1.0.0' });
+    expect(first.stdin['runtimeConfig']).toEqual({ portMappings });
+    expect(first.stdin).not.toHaveProperty('capabilities');
+    expect(first.stdin).not.toHaveProperty('prevResult');
+    expect(second.stdin).not.toHaveProperty('runtimeConfig');
+    expect(second.stdin['prevResult']).toEqual({ cniVersion: '1.0.0' });
     await cni.delNetworkList(list, rt);
     const del = (await recorded(record)).filter((r) => r.command === 'DEL');
     expect(del.map((d) => d.stdin['runtimeConfig'])).toEqual([undefined, { portMappings }]);
@@ -378,7 +378,7 @@ describe('runtimeConfig', () => {
       const rt: RuntimeConf = { containerID: `c-${randomHex(10)}`, netNS: ns, ifName: 'eth0', capabilityArgs: { portMappings } };
       cleanup.push(() => withHostLock('iptables', () => cni.delNetworkList(list, rt).catch(() => undefined)), `DEL ${rt.containerID}`);
       const result = await withHostLock('iptables', () => cni.addNetworkList(list, rt));
-      const ip = resultIPs(toCurrent(result))[0]!.ip;
+      const ip = resultIPs(toCurrent(result))[0].ip;
       ips[String(declare)] = ip;
       const rules = await natRulesMatching(`${ip}:9090`);
       if (declare) {

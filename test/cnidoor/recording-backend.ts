@@ -16,7 +16,7 @@ export function resultFor(address = '10.200.0.5/24', ifName = 'eth0'): Result {
   return {
     cniVersion: '1.0.0',
     interfaces: [{ name: ifName, mac: '0a:58:0a:c8:00:05', sandbox: '/var/run/netns/x' }],
-    ips: [{ interface: 0, address, gateway: address.replace(/\.\d+\//, '.1/').split('/')[0]! }],
+    ips: [{ interface: 0, address, gateway: address.replace(/\.\d+\//, '.1/').split('/')[0] }],
     routes: [{ dst: '0.0.0.0/0' }],
     dns: {},
   };

@@ -118,9 +118,9 @@ describe('POST /cni', () => {
     expect(r.headers['content-type']).toBe('application/json');
     const res = JSON.parse(r.body) as { Result: { cniVersion: string; ips: { address: string }[] } };
     expect(res.Result.cniVersion).toBe('1.0.0');
-    expect(res.Result.ips[0]!.address).toBe('10.200.0.5/24');
+    expect(res.Result.ips[0].address).toBe('10.200.0.5/24');
     expect(d.backend.calls).toHaveLength(1);
-    const rec = d.backend.calls[0]!;
+    const rec = d.backend.calls[0];
     expect(rec.method).toBe('add');
     const call = rec.call as AttachmentCall;
     expect(call).toMatchObject({
@@ -148,7 +148,7 @@ describe('POST /cni', () => {
     const d = await startDoor(cleanup);
     const r040 = JSON.parse((await cni(d, cniEnv('ADD'), shimStdin({ cniVersion: '0.4.0' }), { resultVersion: '0.4.0' })).body) as { Result: { cniVersion: string; ips: { version: string }[]; interfaces: object[] } };
     expect(r040.Result.cniVersion).toBe('0.4.0');
-    expect(r040.Result.ips[0]!.version).toBe('4');
+    expect(r040.Result.ips[0].version).toBe('4');
     const r110 = JSON.parse((await cni(d, cniEnv('ADD'), shimStdin({ cniVersion: '1.1.0' }), { resultVersion: '1.1.0' })).body) as { Result: { cniVersion: string } };
     expect(r110.Result.cniVersion).toBe('1.1.0');
     const bad = await cni(d, cniEnv('ADD'), shimStdin(), { resultVersion: '0.2.0' });
@@ -191,15 +191,15 @@ describe('POST /cni', () => {
     expect((await cni(d, cniEnv('ADD'), shimStdin({ runtimeConfig: camel }))).status).toBe(200);
     const [a, b] = d.backend.calls.map((c) => (c.call as AttachmentCall).runtimeConfig);
     expect(a).toEqual(b);
-    expect(a!.portMappings[0]).toEqual({ hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIP: '127.0.0.1' });
-    expect(a!.bandwidth).toEqual({ ingressRate: 1000000, ingressBurst: 4294967295, egressRate: 2000000, egressBurst: 4294967295 });
-    expect(a!.dns).toEqual({ servers: ['10.96.0.10'], searches: ['default.svc.cluster.local'], options: ['ndots:5'] });
+    expect(a.portMappings[0]).toEqual({ hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIP: '127.0.0.1' });
+    expect(a.bandwidth).toEqual({ ingressRate: 1000000, ingressBurst: 4294967295, egressRate: 2000000, egressBurst: 4294967295 });
+    expect(a.dns).toEqual({ servers: ['10.96.0.10'], searches: ['default.svc.cluster.local'], options: ['ndots:5'] });
     // containerd writes 0/0 for the direction without a limit: that direction is unset.
     await cni(d, cniEnv('ADD'), shimStdin({ runtimeConfig: { bandwidth: { IngressRate: 10000000, IngressBurst: 4294967295, EgressRate: 0, EgressBurst: 0 } } }));
-    expect((d.backend.calls[2]!.call as AttachmentCall).runtimeConfig.bandwidth).toEqual({ ingressRate: 10000000, ingressBurst: 4294967295 });
+    expect((d.backend.calls[2].call as AttachmentCall).runtimeConfig.bandwidth).toEqual({ ingressRate: 10000000, ingressBurst: 4294967295 });
     // A mapping without a host port forwards nothing and is dropped, as containerd does.
     await cni(d, cniEnv('ADD'), shimStdin({ runtimeConfig: { portMappings: [{ HostPort: 0, ContainerPort: 80, Protocol: 'tcp' }] } }));
-    expect((d.backend.calls[3]!.call as AttachmentCall).runtimeConfig.portMappings).toEqual([]);
+    expect((d.backend.calls[3].call as AttachmentCall).runtimeConfig.portMappings).toEqual([]);
   });
 
   it('DEL: empty answer; no netns, no pod args and a prevResult are all fine', async () => {
@@ -208,7 +208,7 @@ describe('POST /cni', () => {
     const r = await cni(d, { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c0ffee00aa', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' }, shimStdin({ prevResult }));
     expect(r.status).toBe(200);
     expect(r.body).toBe('');
-    const call = d.backend.calls[0]!.call as AttachmentCall;
+    const call = d.backend.calls[0].call as AttachmentCall;
     expect(call).toMatchObject({ command: 'DEL', netns: '', pod: undefined, prevResult: { cniVersion: '1.0.0', ips: [{ address: '10.200.0.5/24' }] } });
   });
 
@@ -224,7 +224,7 @@ describe('POST /cni', () => {
     const d = await startDoor(cleanup);
     const prevResult = { cniVersion: '0.4.0', interfaces: [{ name: 'eth0' }], ips: [{ version: '4', interface: 0, address: '10.200.0.5/24' }] };
     expect((await cni(d, cniEnv('CHECK'), shimStdin({ cniVersion: '0.4.0', prevResult }))).status).toBe(200);
-    const call = d.backend.calls[0]!.call as AttachmentCall;
+    const call = d.backend.calls[0].call as AttachmentCall;
     expect(call.command).toBe('CHECK');
     expect(call.prevResult?.cniVersion).toBe('1.1.0');
     expect(call.prevResult?.ips).toEqual([{ interface: 0, address: '10.200.0.5/24' }]);
@@ -271,10 +271,10 @@ describe('POST /cni', () => {
     const lines = d.logs.filter((l) => l['door'] === 'cni' && l['route'] === '/cni');
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatchObject({ command: 'ADD', containerID: 'c0ffee00aa', ifName: 'eth0', outcome: 'OK' });
-    expect(typeof lines[0]!['durationMs']).toBe('number');
+    expect(typeof lines[0]['durationMs']).toBe('number');
     // A value that failed its check is not logged as a field.
     expect(lines[1]).toMatchObject({ command: 'ADD', containerID: 'c0ffee00aa', outcome: 'code 4' });
-    expect(lines[1]!['ifName']).toBeUndefined();
+    expect(lines[1]['ifName']).toBeUndefined();
   });
 });
 
@@ -410,12 +410,12 @@ describe('POST /delegate', () => {
       method: 'delegateAdd',
       call: { command: 'ADD', ifName: 'net1', networkName: 'storage-net', cniVersion: '1.0.0', pod: { namespace: 'shop', name: 'cart-0', uid: 'u-2' }, interfaceAttributes: { ips: ['192.168.50.9/24'], mac: '02:00:00:00:00:09' } },
     });
-    const call = d.backend.calls[0]!.call as DelegateCall;
+    const call = d.backend.calls[0].call as DelegateCall;
     expect(call.interfaceAttributes?.cniArgs.get('foo')).toBe('bar');
     const del = await http(d.socket, 'POST', '/delegate', { env: dEnv('DEL'), config: b64(netConf) });
     expect(del.status).toBe(200);
     expect(del.body).toBe('');
-    expect(d.backend.calls[1]!.method).toBe('delegateDel');
+    expect(d.backend.calls[1].method).toBe('delegateDel');
   });
 
   it('refuses CHECK, a missing pod, a bad network config and bad interface attributes', async () => {
@@ -448,7 +448,7 @@ describe('concurrency and clients that go away', () => {
     );
     answers.forEach((a, i) => {
       expect(a.status).toBe(200);
-      expect((JSON.parse(a.body) as { Result: { ips: { address: string }[] } }).Result.ips[0]!.address).toBe(`10.200.0.${i + 2}/24`);
+      expect((JSON.parse(a.body) as { Result: { ips: { address: string }[] } }).Result.ips[0].address).toBe(`10.200.0.${i + 2}/24`);
     });
   });
 
@@ -524,6 +524,6 @@ describe('multus-shim compatibility', () => {
     expect(r.status).toBe(200);
     // Always 1.0.0 on the wire: multus-shim converts to its stdin's version itself.
     expect((JSON.parse(r.body) as { Result: { cniVersion: string } }).Result.cniVersion).toBe('1.0.0');
-    expect(backend.calls[0]!.call).toMatchObject({ cniVersion: '0.3.1', configName: 'multus-cni-network', network: undefined });
+    expect(backend.calls[0].call).toMatchObject({ cniVersion: '0.3.1', configName: 'multus-cni-network', network: undefined });
   });
 });

@@ -53,8 +53,8 @@ describe.runIf(built)('podnet-cni', () => {
       expect(r.json!['cniVersion']).toBe(v);
       // A valid result of exactly that version's shape.
       const parsed = parseResult(r.json, v) as { ips?: { address: string; version?: string }[] };
-      expect(parsed.ips![0]!.address).toBe('10.200.0.5/24');
-      if (v.startsWith('0.')) expect(parsed.ips![0]!.version).toBe('4');
+      expect(parsed.ips![0].address).toBe('10.200.0.5/24');
+      if (v.startsWith('0.')) expect(parsed.ips![0].version).toBe('4');
       const call = d.backend.calls.at(-1)!.call as AttachmentCall;
       expect(call.config.toString()).toBe(JSON.stringify(stdin));
       expect(call).toMatchObject({ command: 'ADD', containerID: 'c0ffee00aa', ifName: 'eth0', netns: '/var/run/netns/cni-1234', cniVersion: v, pod: { namespace: 'default', name: 'web-0' } });

@@ -45,7 +45,7 @@ describe.skipIf(missing !== undefined)('containerd → podnet-cni → the CNI do
 
     const adds = door.backend.calls.filter((r) => r.method === 'add');
     expect(adds).toHaveLength(1);
-    const add = adds[0]!.call as AttachmentCall;
+    const add = adds[0].call as AttachmentCall;
     expect(add).toMatchObject({ command: 'ADD', containerID: id, ifName: 'eth0', cniVersion: '1.0.0', configName: 'podnet', network: 'blue' });
     expect(add.pod).toEqual({ namespace: 'shop', name: 'web-0', uid: 'uid-web-0', infraContainerID: id });
     expect(add.netns.startsWith(join(c.stateDir, 'io.containerd.grpc.v1.cri', 'netns'))).toBe(true);

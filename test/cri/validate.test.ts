@@ -190,7 +190,7 @@ describe('the networks annotation, field by field', () => {
 
   it('takes prototype names as plain names and keys', () => {
     for (const name of ['constructor', '__proto__', 'tostring', 'hasownproperty']) {
-      const sel = parseNetworksAnnotation(JSON.stringify([{ name: 'a-net', interface: name.slice(0, 15), 'cni-args': { [name]: name } }]), 'pods')[0]!;
+      const sel = parseNetworksAnnotation(JSON.stringify([{ name: 'a-net', interface: name.slice(0, 15), 'cni-args': { [name]: name } }]), 'pods')[0];
       expect(sel.interface).toBe(name.slice(0, 15));
       expect(sel.cniArgs).toEqual([[name, name]]);
     }

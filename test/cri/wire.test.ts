@@ -27,7 +27,7 @@ const SANDBOX_ID = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab
 
 // Request decoder for each RPC that appears in a fixture file name.
 // A fixture for an RPC missing here fails the "every file has a decoder" test.
-const REQUEST_TYPES: Record<string, MessageFns<any>> = {
+const REQUEST_TYPES: Record<string, MessageFns<unknown>> = {
   Version: VersionRequest,
   RunPodSandbox: RunPodSandboxRequest,
   StopPodSandbox: StopPodSandboxRequest,
@@ -54,7 +54,7 @@ function loadFixtures(): Fixture[] {
       }
       const m = /^\d{3}-([A-Za-z]+)\.bin$/.exec(entry);
       if (!m) continue;
-      out.push({ name: relative(FIXTURES, path), method: m[1]!, bytes: new Uint8Array(readFileSync(path)) });
+      out.push({ name: relative(FIXTURES, path), method: m[1], bytes: new Uint8Array(readFileSync(path)) });
     }
   };
   walk(FIXTURES);
@@ -152,7 +152,7 @@ function checkAgainstPodConfig(dir: string, configFile: string): RunPodSandboxRe
   const checked = compareJsonToMessage(json, req.config);
   expect(checked.sort()).toEqual(jsonLeaves(json).sort());
   // And the other way round: nothing decoded that the JSON does not say.
-  expect(req.config).toEqual(PodSandboxConfig.fromPartial(camelizeJson(json) as any));
+  expect(req.config).toEqual(PodSandboxConfig.fromPartial(camelizeJson(json) as Parameters<typeof PodSandboxConfig.fromPartial>[0]));
   return req;
 }
 
@@ -173,7 +173,7 @@ describe('crictl fixtures', () => {
   });
 
   describe.each(fixtures.map((f) => [f.name, f] as const))('%s', (_name, f) => {
-    const type = REQUEST_TYPES[f.method]!;
+    const type = REQUEST_TYPES[f.method];
 
     it('decodes', () => {
       expect(() => type.decode(f.bytes)).not.toThrow();
@@ -310,9 +310,9 @@ describe('RunPodSandbox', () => {
     ]);
     // Without a handler the request is exactly the config field.
     expect(handler.subarray(0, basic.length)).toEqual(basic);
-    expect(basic.length).toBe(2 + basic[1]!);
+    expect(basic.length).toBe(2 + basic[1]);
     // PodSandboxMetadata: uid is field 2 (0x12), namespace is field 3 (0x1a), attempt field 4 (0x20).
-    const meta = Buffer.from(basic.subarray(4, 4 + basic[3]!));
+    const meta = Buffer.from(basic.subarray(4, 4 + basic[3]));
     expect(meta.indexOf(Buffer.from([0x12, 36]))).toBeGreaterThan(0);
     expect(meta.indexOf(Buffer.from([0x1a, 7, ...Buffer.from('default')]))).toBeGreaterThan(0);
     expect([...meta.subarray(meta.length - 2)]).toEqual([0x20, 0x01]);

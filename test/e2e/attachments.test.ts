@@ -263,9 +263,9 @@ describe('attachments (e2e)', () => {
     expect(eth0).toHaveLength(1);
     expect(macv1).toHaveLength(1);
     expect(net2).toHaveLength(1);
-    expect(inSubnet(eth0[0]!, e.cluster.subnet), eth0[0]).toBe(true);
-    expect(inSubnet(macv1[0]!, e.a.subnet), macv1[0]).toBe(true);
-    expect(inSubnet(net2[0]!, e.b.subnet), net2[0]).toBe(true);
+    expect(inSubnet(eth0[0], e.cluster.subnet), eth0[0]).toBe(true);
+    expect(inSubnet(macv1[0], e.a.subnet), macv1[0]).toBe(true);
+    expect(inSubnet(net2[0], e.b.subnet), net2[0]).toBe(true);
     expect((await linkInfo(ns, 'macv1'))?.kind).toBe('macvlan');
     expect((await linkInfo(ns, 'net2'))?.kind).toBe('veth');
     const macs = {
@@ -486,8 +486,8 @@ describe('attachments (e2e)', () => {
     expect(await podLinks(ns)).toEqual(['eth0', 'lo']);
     const eth0 = await v4Addrs(ns, 'eth0');
     expect(eth0).toHaveLength(1);
-    expect(inSubnet(eth0[0]!, e.b.subnet), eth0[0]).toBe(true);
-    expect(inSubnet(eth0[0]!, e.cluster.subnet)).toBe(false);
+    expect(inSubnet(eth0[0], e.b.subnet), eth0[0]).toBe(true);
+    expect(inSubnet(eth0[0], e.cluster.subnet)).toBe(false);
     expect((await e.d.rpc.status(id)).status?.network?.ip).toBe(eth0[0]);
     const st = await networkStatusOf(e.d, id);
     expect(st).toHaveLength(1);

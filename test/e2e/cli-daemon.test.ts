@@ -142,7 +142,7 @@ describe('podnet add / check / del against the daemon', () => {
       ['cni-loopback', 'lo'],
       [net.name, 'eth0'],
     ]);
-    const fromDaemon = daemonResults[1]!.result;
+    const fromDaemon = daemonResults[1].result;
 
     const ns = await testNetns(root);
     const cacheDir = join(root, 'cli-cache');
@@ -158,11 +158,11 @@ describe('podnet add / check / del against the daemon', () => {
     expect(shape(fromCli, net.bridge, ns)).toEqual(shape(fromDaemon, net.bridge, podNs));
     expect(fromCli.interfaces?.map((i) => i.name)).toEqual([net.bridge, expect.stringMatching(VETH_RE), 'eth0']);
     expect(fromCli.ips).toEqual([{ interface: 2, address: expect.stringMatching(/\/24$/), gateway: net.subnet.gateway }]);
-    const cliIP = fromCli.ips![0]!.address.split('/')[0]!;
-    const podIP = fromDaemon.ips![0]!.address.split('/')[0]!;
+    const cliIP = fromCli.ips![0].address.split('/')[0];
+    const podIP = fromDaemon.ips![0].address.split('/')[0];
     expect(inSubnet(cliIP, net.subnet)).toBe(true);
     expect(cliIP).not.toBe(podIP);
-    expect((await ipAddrsIn(ns, 'eth0')).filter((a) => a.family === 'inet').map((a) => a.cidr)).toEqual([fromCli.ips![0]!.address]);
+    expect((await ipAddrsIn(ns, 'eth0')).filter((a) => a.family === 'inet').map((a) => a.cidr)).toEqual([fromCli.ips![0].address]);
     // The printed result is the cached one.
     const cliID = cnitoolContainerID(ns);
     const cached = JSON.parse(await readFile(join(cacheDir, 'results', `${net.name}-${cliID}-eth0`), 'utf8')) as CachedInfo;
@@ -207,7 +207,7 @@ describe('a cache entry written by podnet add', () => {
     const add = await withHostLock('iptables', () => podnet(['add', net.name, ns, '--cache-dir', cacheDir], env));
     expect(add.stderr).toBe('');
     expect(add.exitCode).toBe(0);
-    const ip = (JSON.parse(String(add.stdout)) as Result).ips![0]!.address.split('/')[0]!;
+    const ip = (JSON.parse(String(add.stdout)) as Result).ips![0].address.split('/')[0];
     expect(await readdir(join(net.dataDir, net.name))).toContain(ip);
     // portmap's rules name the container id (unique to this test) and forward to the pod's IP.
     expect((await natRulesMatching(containerID)).length).toBeGreaterThan(0);
@@ -223,7 +223,7 @@ describe('a cache entry written by podnet add', () => {
     // DEL must still use what the attachment was added with.
     await new NetnsManager(join(root, 'cli-netns')).remove(ns);
     const edited = JSON.parse(net.text) as { plugins: Array<Record<string, unknown>> };
-    edited.plugins = [{ ...edited.plugins[0]!, ipam: { type: 'host-local', dataDir: join(root, 'other-ipam'), ranges: [[{ subnet: net.subnet.subnet }]] } }];
+    edited.plugins = [{ ...edited.plugins[0], ipam: { type: 'host-local', dataDir: join(root, 'other-ipam'), ranges: [[{ subnet: net.subnet.subnet }]] } }];
     await writeFile(join(d.confDir, '10-net.conflist'), JSON.stringify(edited));
     const current = await loadNetworkByName(d.confDir, net.name);
     expect(current.plugins.map((p) => p.type)).toEqual(['bridge']);
@@ -232,7 +232,7 @@ describe('a cache entry written by podnet add', () => {
     // conf from the cache entry, no namespace, delAttachment (the cached config wins).
     const [entry] = await cni.getCachedAttachments(containerID);
     expect(entry).toBeDefined();
-    const rt = { ...runtimeConfFromCache(entry!), netNS: '' };
+    const rt = { ...runtimeConfFromCache(entry), netNS: '' };
     expect(rt).toMatchObject({ containerID, ifName: 'eth0', capabilityArgs: { portMappings } });
     await withHostLock('iptables', () => delAttachment(cni, { list: current, ifName: 'eth0' }, rt, AbortSignal.timeout(60_000)));
 
@@ -258,14 +258,14 @@ describe('podnet sandboxes / inspect / network-status', () => {
     expect(json.exitCode).toBe(0);
     const listed = JSON.parse(String(json.stdout)) as Array<Record<string, unknown>>;
     expect(listed).toEqual([{ id, pod: cfg.metadata!.name, namespace: 'e2e', handler: '', state: 'ready', ips: [ip], createdAt: expect.stringMatching(/^\d+$/) }]);
-    expect(BigInt(listed[0]!['createdAt'] as string)).toBe((await d.rpc.status(id)).status!.createdAt);
+    expect(BigInt(listed[0]['createdAt'] as string)).toBe((await d.rpc.status(id)).status!.createdAt);
 
     const tableOut = await podnet(['sandboxes', ...state]);
     expect(tableOut.exitCode).toBe(0);
     const lines = String(tableOut.stdout).trimEnd().split('\n');
     expect(lines).toHaveLength(2);
-    expect(lines[0]!.split(/\s+/)).toEqual(['ID', 'POD', 'NAMESPACE', 'HANDLER', 'STATE', 'IPS', 'AGE']);
-    const row = lines[1]!.split(/\s+/);
+    expect(lines[0].split(/\s+/)).toEqual(['ID', 'POD', 'NAMESPACE', 'HANDLER', 'STATE', 'IPS', 'AGE']);
+    const row = lines[1].split(/\s+/);
     expect(row.slice(0, 6)).toEqual([id.slice(0, 13), cfg.metadata!.name, 'e2e', '-', 'ready', ip]);
     expect(row[6]).toMatch(/^\d+[smh]$/);
 
@@ -279,9 +279,9 @@ describe('podnet sandboxes / inspect / network-status', () => {
       ['cni-loopback', 'lo'],
       [net.name, 'eth0'],
     ]);
-    expect(Buffer.from(rec.attachments[1]!.config, 'base64').toString()).toBe(net.text);
+    expect(Buffer.from(rec.attachments[1].config, 'base64').toString()).toBe(net.text);
     expect(rec.results).toEqual(info['cniResult']);
-    expect(rec.results[1]!.result.ips).toEqual([{ interface: 2, address: `${ip}/24`, gateway: net.subnet.gateway }]);
+    expect(rec.results[1].result.ips).toEqual([{ interface: 2, address: `${ip}/24`, gateway: net.subnet.gateway }]);
     expect(rec.timings).toEqual(info['pluginTimings']);
     // One timing per plugin run: loopback and bridge ADD (host-local runs inside bridge).
     expect(rec.timings.map((t) => [t.network, t.plugin, t.verb]).sort()).toEqual([
@@ -289,7 +289,7 @@ describe('podnet sandboxes / inspect / network-status', () => {
       [net.name, 'bridge', 'ADD'],
     ]);
     for (const t of rec.timings) expect(typeof t.ms).toBe('number');
-    const eth0 = rec.results[1]!.result.interfaces![2]!;
+    const eth0 = rec.results[1].result.interfaces![2];
     expect(rec['network-status']).toEqual([{ name: net.name, interface: 'eth0', ips: [ip], mac: eth0.mac, default: true }]);
     expect(rec['network-status']).toEqual(info['network-status']);
 

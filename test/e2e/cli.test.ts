@@ -79,7 +79,7 @@ describe('bin/podnet', () => {
     const s = await setup();
     const add = await execa(PODNET, ['add', s.network, s.ns, '--cache-dir', s.cacheDir], { env: s.env });
     const result = JSON.parse(add.stdout) as { ips: Array<{ address: string }> };
-    const ip = result.ips[0]!.address.split('/')[0]!;
+    const ip = result.ips[0].address.split('/')[0];
     expect((await ipAddrsIn(s.ns, 'eth0')).map((a) => a.local)).toContain(ip);
     const id = cnitoolContainerID(s.ns);
     expect(id).toMatch(/^cnitool-[0-9a-f]{20}$/);
@@ -136,7 +136,7 @@ describe('bin/podnet', () => {
     const list = await loadNetworkByName(s.confDir, s.network);
     const gone = await netns.create();
     const added = (await cni.addNetworkList(list, { containerID: 'leaky-ctr', netNS: gone, ifName: 'eth0' })) as { ips: Array<{ address: string }> };
-    const leakedIP = added.ips[0]!.address.split('/')[0]!;
+    const leakedIP = added.ips[0].address.split('/')[0];
     await netns.remove(gone);
     // 3. a host-local allocation with neither sandbox nor cache entry
     const ipamDir = join(s.dataDir, s.network);
@@ -180,7 +180,7 @@ describe('bin/podnet', () => {
     // A real attachment on the bridge (it also makes the bridge): its veth must never be reported.
     const add = await execa(PODNET, ['add', s.network, s.ns, '--cache-dir', s.cacheDir], { env: s.env });
     cleanup.push(() => execa(PODNET, ['del', s.network, s.ns, '--cache-dir', s.cacheDir], { env: s.env }), 'podnet del');
-    const podVeth = (JSON.parse(add.stdout) as { interfaces: Array<{ name: string }> }).interfaces[1]!.name;
+    const podVeth = (JSON.parse(add.stdout) as { interfaces: Array<{ name: string }> }).interfaces[1].name;
     expect((await linkInfo(undefined, podVeth))?.kind).toBe('veth');
     const veth = (): string => `pv${randomHex(8)}`;
     const enslave = (name: string, bridge: string): Promise<string> => shOk('ip', ['link', 'set', name, 'master', bridge]);
@@ -222,10 +222,10 @@ describe('bin/podnet', () => {
     expect(leaks.map((l) => `${l.kind} ${l.path}`).sort()).toEqual([`link ${hostEnd}`, `link ${strayEnd}`].sort());
     expect(leaks.find((l) => l.path === hostEnd)!.detail).toBe(`port of bridge ${s.bridge}: its veth peer is in the host namespace (${hostPeer}), enslaved nowhere; no pod behind it`);
     expect(leaks.find((l) => l.path === strayEnd)!.detail).toMatch(new RegExp(`^port of bridge ${s.bridge}: its veth peer is in namespace nsid \\d+, which is no sandbox's`));
-    expect(leaks.find((l) => l.path === strayEnd)!.ifindex).toBe((JSON.parse(await shOk('ip', ['-j', 'link', 'show', 'dev', strayEnd])) as Array<{ ifindex: number }>)[0]!.ifindex);
+    expect(leaks.find((l) => l.path === strayEnd)!.ifindex).toBe((JSON.parse(await shOk('ip', ['-j', 'link', 'show', 'dev', strayEnd])) as Array<{ ifindex: number }>)[0].ifindex);
     const table = await execa(PODNET, ['doctor', ...flags], { reject: false });
     expect(table.exitCode).toBe(1);
-    expect(table.stdout.split('\n')[0]!.split(/\s+/)).toEqual(['KIND', 'PATH', 'DETAIL']);
+    expect(table.stdout.split('\n')[0].split(/\s+/)).toEqual(['KIND', 'PATH', 'DETAIL']);
     expect(table.stdout).toMatch(new RegExp(`^link +${hostEnd} +port of bridge ${s.bridge}: `, 'm'));
 
     const fixed = await execa(PODNET, ['doctor', '--fix', ...flags], { reject: false });
@@ -252,7 +252,7 @@ describe('bin/podnet', () => {
     const otherBridge = cleanup.link(`pn${randomHex(6)}`);
     await writeFile(join(s.confDir, '20-other.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: other, plugins: [{ type: 'bridge', bridge: otherBridge, ipam: hostLocalIpam(uniqueSubnet(), s.dataDir) }] }));
     const cache = ['--cache-dir', s.cacheDir];
-    const ipOf = (stdout: string): string => (JSON.parse(stdout) as { ips: Array<{ address: string }> }).ips[0]!.address.split('/')[0]!;
+    const ipOf = (stdout: string): string => (JSON.parse(stdout) as { ips: Array<{ address: string }> }).ips[0].address.split('/')[0];
     const ip1 = ipOf((await execa(PODNET, ['add', s.network, s.ns, ...cache], { env: s.env })).stdout);
     const ip2 = ipOf((await execa(PODNET, ['add', s.network, ns2, ...cache], { env: s.env })).stdout);
     const otherEnv = { ...s.env, CNI_IFNAME: 'net1' };
@@ -320,7 +320,7 @@ describe('bin/podnet', () => {
       ['DEL', id, 'eth0'],
       ['GC', '', ''],
     ]);
-    expect(after[2]!.config).toEqual({ cniVersion: '1.1.0', name: v11, type: 'record-gc', recordFile: record, 'cni.dev/valid-attachments': [] });
+    expect(after[2].config).toEqual({ cniVersion: '1.1.0', name: v11, type: 'record-gc', recordFile: record, 'cni.dev/valid-attachments': [] });
     expect(await readdir(join(s.cacheDir, 'results'))).toEqual([]);
 
     const bad = await execa(PODNET, ['status', broken, ...cache], { env, reject: false });
@@ -339,7 +339,7 @@ describe('bin/podnet', () => {
     for (const args of [['status'], ['add', 'some-net'], ['del']]) {
       const u = await execa(PODNET, args, { reject: false });
       expect(u.exitCode, args.join(' ')).toBe(2);
-      expect(u.stderr, args.join(' ')).toContain(`usage: podnet ${args[0]!} <network>`);
+      expect(u.stderr, args.join(' ')).toContain(`usage: podnet ${args[0]} <network>`);
     }
   });
 });

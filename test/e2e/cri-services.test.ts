@@ -84,7 +84,7 @@ describe('ImageService', () => {
     }
     const fs = await imageCall<ImageFsInfoRequest, ImageFsInfoResponse>(c.imageFsInfo.bind(c), ImageFsInfoRequest.fromPartial({}));
     const df = await sh('df', ['--output=target,used,iused', '-B1', d.stateDir]);
-    const [target, used, iused] = df.stdout.trim().split('\n')[1]!.trim().split(/\s+/);
+    const [target, used, iused] = df.stdout.trim().split('\n')[1].trim().split(/\s+/);
     for (const u of [...fs.imageFilesystems, ...fs.containerFilesystems]) {
       expect(u.fsId?.mountpoint).toBe(target);
       expect(u.timestamp).toBeGreaterThan(0n);
@@ -190,7 +190,7 @@ describe('GetContainerEvents', () => {
         expect(e.podSandboxStatus?.metadata?.name).toBe(cfg.metadata!.name);
         expect(e.createdAt).toBeGreaterThan(0n);
       }
-      expect(s.events[1]!.podSandboxStatus?.network?.ip).not.toBe('');
+      expect(s.events[1].podSandboxStatus?.network?.ip).not.toBe('');
     }
     expect(gone.events).toEqual([]);
 
@@ -216,7 +216,7 @@ describe('GetContainerEvents after a failed RunPodSandbox', () => {
     expect(await waitFor(() => s.events.length >= 2, 10_000)).toBe(true);
     expect(s.events.map((e) => e.containerEventType)).toEqual([ContainerEventType.CONTAINER_CREATED_EVENT, ContainerEventType.CONTAINER_DELETED_EVENT]);
     expect(new Set(s.events.map((e) => e.containerId)).size).toBe(1);
-    expect(s.events[0]!.podSandboxStatus?.metadata?.name).toBe(cfg.metadata!.name);
+    expect(s.events[0].podSandboxStatus?.metadata?.name).toBe(cfg.metadata!.name);
     expect(await d.rpc.list()).toEqual([]);
     s.stream.cancel();
   });

@@ -119,7 +119,8 @@ async function sendTraffic(ip: string, count: number): Promise<void> {
 function rxBytes(stats: Json, id: string): bigint {
   const list = (stats['stats'] ?? []) as Json[];
   const s = list.find((x) => get(x, 'attributes', 'id') === id);
-  return BigInt(String(get(s, 'linux', 'network', 'defaultInterface', 'rxBytes', 'value') ?? '-1'));
+  const v = get(s, 'linux', 'network', 'defaultInterface', 'rxBytes', 'value');
+  return BigInt(typeof v === 'string' || typeof v === 'number' ? v : -1);
 }
 
 describe('crictl against podnetd', () => {

@@ -49,7 +49,7 @@ function withPlugins(net: TestNetwork, extra: Array<Record<string, unknown>>): s
 /** The conflist with the bridge plugin's fields patched (same network name and subnet). */
 function patchBridge(net: TestNetwork, patch: Record<string, unknown>): string {
   const list = JSON.parse(net.text) as { plugins: Array<Record<string, unknown>> };
-  Object.assign(list.plugins[0]!, patch);
+  Object.assign(list.plugins[0], patch);
   return JSON.stringify(list, null, 2);
 }
 
@@ -68,7 +68,7 @@ async function daemonWith(
   let net = testNetwork(root);
   if (netOpts.subnet) {
     const list = JSON.parse(net.text) as { plugins: Array<{ ipam: { ranges: Array<Array<{ subnet: string }>> } }> };
-    list.plugins[0]!.ipam.ranges = [[{ subnet: netOpts.subnet }]];
+    list.plugins[0].ipam.ranges = [[{ subnet: netOpts.subnet }]];
     net = { ...net, text: JSON.stringify(list, null, 2) };
   }
   const d = await startDaemon({
@@ -163,7 +163,7 @@ async function stopAndRemoveAll(d: Daemon, width = 8): Promise<string[]> {
   const items = await d.rpc.list();
   const errors: string[] = [];
   await pool(items.length, width, async (i) => {
-    const id = items[i]!.id;
+    const id = items[i].id;
     try {
       await d.rpc.stop(id);
       await d.rpc.remove(id);
@@ -258,7 +258,7 @@ describe('podnetd under faults (real daemon, real plugins)', () => {
     expect(Date.now() - started).toBeLessThan(30_000);
     const pids = (await readFile(pidFile, 'utf8')).trim().split(/\s+/).map(Number);
     expect(pids).toHaveLength(2);
-    expect(await waitFor(async () => !(await pidAlive(pids[0]!)) && !(await pidAlive(pids[1]!)), 5000)).toBe(true);
+    expect(await waitFor(async () => !(await pidAlive(pids[0])) && !(await pidAlive(pids[1])), 5000)).toBe(true);
     await expectNoLeaks(d, net.name);
     expect(await d.rpc.list()).toEqual([]);
   });
@@ -452,7 +452,7 @@ describe('podnetd under faults (real daemon, real plugins)', () => {
     const id = await d.rpc.run(podConfig());
     const [cacheName] = (await d.cacheEntries()).filter((n) => n.startsWith(`${net.name}-${id}-`));
     expect(cacheName).toBeDefined();
-    const cacheFile = join(d.cacheDir, 'results', cacheName!);
+    const cacheFile = join(d.cacheDir, 'results', cacheName);
     const saved = join(d.root, 'saved-cache');
     await copyFile(cacheFile, saved);
     const allocs = await allocationsOf(d, net.name);
@@ -465,7 +465,7 @@ describe('podnetd under faults (real daemon, real plugins)', () => {
     const before = gcDoneLines(d).length;
     process.kill(d.pid, 'SIGUSR1');
     expect(await waitFor(() => gcDoneLines(d).length > before, 15_000), 'no "cni garbage collection done" after SIGUSR1').toBe(true);
-    const report = gcDoneLines(d)[before]!;
+    const report = gcDoneLines(d)[before];
     expect(report['errors']).toEqual([]);
     expect(report['staleAttachments']).toBe(1);
     expect(await d.cacheEntries()).toEqual([]);

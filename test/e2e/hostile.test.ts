@@ -144,7 +144,7 @@ async function inBatches<T>(items: readonly T[], width: number, fn: (item: T) =>
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(width, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++]!);
+      while (next < items.length) await fn(items[next++]);
     }),
   );
 }
@@ -458,7 +458,7 @@ describe('hostile input to every RuntimeService method', () => {
         const flips = 1 + randInt(3);
         for (let f = 0; f < flips; f++) {
           const bit = randInt(b.length * 8);
-          b[bit >> 3]! ^= 1 << (bit & 7);
+          b[bit >> 3] ^= 1 << (bit & 7);
         }
         calls.push({ m, bytes: b, what: `${flips} bits flipped` });
       }
@@ -474,7 +474,7 @@ describe('hostile input to every RuntimeService method', () => {
       for (const field of [1, 2, 3]) {
         for (let wt = 0; wt < 8; wt++) {
           const tag = (field << 3) | wt;
-          const body = wt === 3 ? [((field << 3) | 4) & 0x7f] : wt === 4 ? [] : payload[wt]!;
+          const body = wt === 3 ? [((field << 3) | 4) & 0x7f] : wt === 4 ? [] : payload[wt];
           calls.push({ m, bytes: Buffer.from([tag, ...body]), what: `field ${field} wire type ${wt}` });
         }
       }
@@ -521,11 +521,11 @@ describe('hostile input to every RuntimeService method', () => {
   it('12. a few hundred concurrent calls, some of them real pods', async () => {
     const calls: Array<() => Promise<unknown>> = [];
     for (let i = 0; i < 120; i++) {
-      const m = METHODS[randInt(METHODS.length)]!;
+      const m = METHODS[randInt(METHODS.length)];
       const bytes = randomBytes(1 + randInt(256));
       calls.push(() => callRaw(m, bytes, 'concurrent random'));
     }
-    for (let i = 0; i < 60; i++) calls.push(() => callRaw(method(['Version', 'Status', 'ListPodSandbox'][i % 3]!), Buffer.alloc(0), 'concurrent valid'));
+    for (let i = 0; i < 60; i++) calls.push(() => callRaw(method(['Version', 'Status', 'ListPodSandbox'][i % 3]), Buffer.alloc(0), 'concurrent valid'));
     for (let i = 0; i < 60; i++) calls.push(() => callRaw(method('PodSandboxStatus'), sampleFor(method('PodSandboxStatus')), 'concurrent status'));
     for (let i = 0; i < 50; i++) calls.push(() => run(podConfig(), 'concurrent bad', '__proto__'));
     for (let i = 0; i < 12; i++) calls.push(() => run(podConfig(), 'concurrent pod'));

@@ -15,7 +15,7 @@ function sample(text: string, name: string, labels: Record<string, string>): num
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${name}{`)) continue;
     const inner = line.slice(name.length + 1, line.indexOf('}'));
-    const got = Object.fromEntries(inner.split(',').map((kv) => kv.split('=')).map(([k, v]) => [k!, v!.replace(/^"|"$/g, '')]));
+    const got = Object.fromEntries(inner.split(',').map((kv) => kv.split('=')).map(([k, v]) => [k, v.replace(/^"|"$/g, '')]));
     if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return 0;

@@ -127,7 +127,7 @@ describe('RunPodSandbox, PodSandboxStatus, ListPodSandbox', () => {
     const ip = st.network!.ip;
     expect(inSubnet(ip, net.subnet), `${ip} in ${net.subnet.subnet}`).toBe(true);
 
-    const info = JSON.parse(res.info['info']!) as { netNamespacePath: string; hostNetwork: boolean };
+    const info = JSON.parse(res.info['info']) as { netNamespacePath: string; hostNetwork: boolean };
     expect(info.hostNetwork).toBe(false);
     expect(dirname(info.netNamespacePath)).toBe(d.netnsDir);
     const r = await execa('nsenter', [`--net=${info.netNamespacePath}`, 'ip', '-j', 'addr', 'show', 'dev', 'eth0']);
@@ -140,7 +140,7 @@ describe('RunPodSandbox, PodSandboxStatus, ListPodSandbox', () => {
     expect((await d.rpc.list()).map((p) => p.id)).toEqual([id]);
     const [item] = await d.rpc.list({ id: id.slice(0, 10) });
     expect(item).toMatchObject({ id, state: PodSandboxState.SANDBOX_READY, labels: cfg.labels, annotations: cfg.annotations, metadata: cfg.metadata });
-    expect(item!.createdAt).toBe(st.createdAt);
+    expect(item.createdAt).toBe(st.createdAt);
     expect((await d.rpc.list({ state: { state: PodSandboxState.SANDBOX_READY } })).map((p) => p.id)).toEqual([id]);
     expect((await d.rpc.list({ state: { state: PodSandboxState.SANDBOX_NOTREADY } })).map((p) => p.id)).toEqual([]);
     expect((await d.rpc.list({ labelSelector: { app: 'web', tier: 'front' } })).map((p) => p.id)).toEqual([id]);
@@ -309,7 +309,7 @@ describe('host network', () => {
     expect(res.status?.network?.ip).toBe('');
     expect(res.status?.network?.additionalIps).toEqual([]);
     expect(res.status?.linux?.namespaces?.options?.network).toBe(NamespaceMode.NODE);
-    expect(JSON.parse(res.info['info']!)).toMatchObject({ hostNetwork: true, netNamespacePath: '' });
+    expect(JSON.parse(res.info['info'])).toMatchObject({ hostNetwork: true, netNamespacePath: '' });
     expect(await d.netnsFiles()).toEqual([]);
     expect(await d.cacheEntries()).toEqual([]);
     await d.rpc.stop(id);
@@ -441,10 +441,10 @@ describe('Status and the conf dir', () => {
     expect(ready, 'NetworkReady within 10 s of writing the conflist').toBe(true);
 
     const verbose = await d.rpc.runtimeStatus(true);
-    const cniconfig = JSON.parse(verbose.info['cniconfig']!) as Record<string, { confDir: string; networks: Array<{ name: string }> }>;
+    const cniconfig = JSON.parse(verbose.info['cniconfig']) as Record<string, { confDir: string; networks: Array<{ name: string }> }>;
     expect(cniconfig['default']?.confDir).toBe(d.confDir);
     expect(cniconfig['default']?.networks.map((n) => n.name)).toContain(net.name);
-    const config = JSON.parse(verbose.info['config']!) as { socket: string; cni: { confDir: string } };
+    const config = JSON.parse(verbose.info['config']) as { socket: string; cni: { confDir: string } };
     expect(config.socket).toBe(d.socket);
     expect(config.cni.confDir).toBe(d.confDir);
 
@@ -508,7 +508,7 @@ describe('Status and the conf dir', () => {
     expect(rendered.plugins[0]?.ipam.ranges).toEqual([[{ subnet: subnet.subnet }]]);
     expect(rendered.plugins[0]?.ipam.routes).toEqual([{ dst: '0.0.0.0/0' }]);
     expect(await waitFor(async () => condition(await d.rpc.runtimeStatus(), 'NetworkReady').status, 10_000, 200)).toBe(true);
-    expect(JSON.parse((await d.rpc.runtimeStatus(true)).info['podCIDRs']!)).toEqual([subnet.subnet]);
+    expect(JSON.parse((await d.rpc.runtimeStatus(true)).info['podCIDRs'])).toEqual([subnet.subnet]);
 
     const id = await d.rpc.run(podConfig());
     expect(inSubnet(await podIP(d, id), subnet)).toBe(true);
@@ -587,7 +587,7 @@ describe('the socket and the process', () => {
 });
 
 describe('crictl fixture replay', () => {
-  const methodKey = (m: string): keyof typeof RuntimeServiceService => (m[0]!.toLowerCase() + m.slice(1)) as keyof typeof RuntimeServiceService;
+  const methodKey = (m: string): keyof typeof RuntimeServiceService => (m[0].toLowerCase() + m.slice(1)) as keyof typeof RuntimeServiceService;
 
   it('answers the exact bytes crictl sent for runp (basic, hostnet, handler, full with Multus networks)', async () => {
     const root = await newRoot();
@@ -621,10 +621,10 @@ describe('crictl fixture replay', () => {
       expect(files.length, dir).toBeGreaterThan(0);
       let id = '';
       for (const f of files) {
-        const method = /^\d{3}-([A-Za-z]+)\.bin$/.exec(f)![1]!;
+        const method = /^\d{3}-([A-Za-z]+)\.bin$/.exec(f)![1];
         const def = RuntimeServiceService[methodKey(method)];
         const bytes = await readFile(join(FIXTURES, dir, f));
-        const res = (await d.rpc.raw(def.path, bytes, def.responseDeserialize as (b: Buffer) => unknown)) as Record<string, unknown>;
+        const res = (await d.rpc.raw(def.path, bytes, def.responseDeserialize)) as Record<string, unknown>;
         if (method === 'Version') {
           for (const k of ['version', 'runtimeName', 'runtimeVersion', 'runtimeApiVersion']) expect(res[k], `${dir}/${f} ${k}`).not.toBe('');
         } else if (method === 'RunPodSandbox') {

@@ -90,7 +90,7 @@ async function failedRun(e: Env): Promise<string> {
   expect(err.details).toMatch(/ADD refused while the marker file exists/);
   const pods = await e.d.rpc.list();
   expect(pods.map((p) => p.state)).toEqual([PodSandboxState.SANDBOX_NOTREADY]);
-  const id = pods[0]!.id;
+  const id = pods[0].id;
   // bridge's ADD on the side network returned: its address is still held, and known.
   expect(await allocations(e.d, e.side)).toHaveLength(1);
   // The cluster network's DEL worked: released.
@@ -125,7 +125,7 @@ describe('a failed rollback never forgets an IP', () => {
     const report = JSON.parse(String(doctor.stdout)) as { leaks: Array<{ kind: string; path: string; detail: string }> };
     const teardown = report.leaks.filter((l) => l.kind === 'teardown');
     expect(teardown.map((l) => l.path)).toEqual([id]);
-    expect(teardown[0]!.detail).toMatch(/DEL failed .*marker file exists.*retries on Stop, Remove and GC/);
+    expect(teardown[0].detail).toMatch(/DEL failed .*marker file exists.*retries on Stop, Remove and GC/);
 
     // GC while DEL still fails: still kept.
     const retried = (): number => e.d.logs.filter((l) => String(l['msg']).startsWith('retried a failed teardown')).length;

@@ -86,7 +86,7 @@ beforeAll(async () => {
   for (let i = 0; i < 2; i++) {
     subnets.push(uniqueSubnet());
     names.push(`en${i}-${randomHex(6)}`);
-    await writeJSON(join(cfg.cni.confDir, `${10 + i}-net.conflist`), bridgeConflist(names[i]!, subnets[i]!));
+    await writeJSON(join(cfg.cni.confDir, `${10 + i}-net.conflist`), bridgeConflist(names[i], subnets[i]));
   }
   // A third network that must not be joined with max_conf_num 2: if it were, every ADD would fail.
   await writeJSON(join(cfg.cni.confDir, '30-third.conflist'), { cniVersion: '1.0.0', name: 'third', plugins: [{ type: 'fail-json' }] });
@@ -139,7 +139,7 @@ function request(ns: string, over: Partial<SetupRequest> = {}): SetupRequest {
 
 /** host-local's allocations of network i (or of a network by name). */
 function allocFiles(i: number | string): Promise<string[]> {
-  return readdir(join(dataDir, typeof i === 'number' ? names[i]! : i)).then(
+  return readdir(join(dataDir, typeof i === 'number' ? names[i] : i)).then(
     (fs) => fs.filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)),
     () => [],
   );
@@ -158,20 +158,20 @@ async function expectWired(ns: string, r: SetupResult, loopback = true): Promise
   expect(Object.keys(r.interfaces).sort()).toEqual(loopback ? ['eth0', 'eth1', 'lo'] : ['eth0', 'eth1']);
   expect(r.results.map((x) => [x.network, x.ifName])).toEqual([...(loopback ? [['cni-loopback', 'lo']] : []), [names[0], 'eth0'], [names[1], 'eth1']]);
   for (const [i, ifName] of ['eth0', 'eth1'].entries()) {
-    const info = r.interfaces[ifName]!;
+    const info = r.interfaces[ifName];
     expect(info.sandbox).toBe(ns);
     expect(info.ipConfigs).toHaveLength(1);
-    const ip = info.ipConfigs[0]!;
+    const ip = info.ipConfigs[0];
     expect(ip.family).toBe(4);
-    expect(ip.ip.startsWith(`${subnets[i]!.prefix}.`)).toBe(true);
+    expect(ip.ip.startsWith(`${subnets[i].prefix}.`)).toBe(true);
     expect(ip.address).toBe(`${ip.ip}/24`);
-    expect(ip.gateway).toBe(subnets[i]!.gateway);
+    expect(ip.gateway).toBe(subnets[i].gateway);
     expect((await ipAddrsIn(ns, ifName)).map((a) => a.cidr)).toContain(ip.address);
     const link = await linkInfo(ns, ifName);
     expect(info.mac).toBe(link?.address);
   }
   if (loopback) {
-    expect(r.interfaces['lo']!.ipConfigs.map((c) => c.ip)).toContain('127.0.0.1');
+    expect(r.interfaces['lo'].ipConfigs.map((c) => c.ip)).toContain('127.0.0.1');
     expect((await linkInfo(ns, 'lo'))?.flags).toContain('UP');
   }
 }
@@ -194,8 +194,8 @@ describe('a runtime-owned namespace', () => {
     expect(record).toMatchObject({ id: req.id, door: 'cni', phase: 'ready', netnsPath: ns, netnsOwner: 'runtime', clusterIfName: 'eth0' });
     await expectWired(ns, summaryOf(record));
     // The answer is the cluster network's result; the pod's IP is its address.
-    expect((result as Result).ips![0]!.address).toBe(summaryOf(record).interfaces['eth0']!.ipConfigs[0]!.address);
-    expect(record.ips).toEqual([{ ip: summaryOf(record).interfaces['eth0']!.ipConfigs[0]!.ip, ifName: 'eth0' }]);
+    expect((result as Result).ips![0].address).toBe(summaryOf(record).interfaces['eth0'].ipConfigs[0].address);
+    expect(record.ips).toEqual([{ ip: summaryOf(record).interfaces['eth0'].ipConfigs[0].ip, ifName: 'eth0' }]);
     await engine.check(req.id, AbortSignal.timeout(60_000));
     // Nothing of podnet's own: no namespace under its dir, no ledger entry.
     expect(await new NetnsManager(cfg.netnsDir).list()).toEqual([]);
@@ -233,7 +233,7 @@ describe('a runtime-owned namespace', () => {
     const ns = await runtimeNamespace();
     const req = request(ns, { cniArgs: [['IgnoreUnknown', 'false'], ['K8S_POD_NAME', 'other'], ['EXTRA', 'x']] });
     await engine.setUp(req, AbortSignal.timeout(60_000));
-    for (const [net, ifName] of [['cni-loopback', 'lo'], [names[0]!, 'eth0'], [names[1]!, 'eth1']] as const) {
+    for (const [net, ifName] of [['cni-loopback', 'lo'], [names[0], 'eth0'], [names[1], 'eth1']] as const) {
       const raw = JSON.parse(await readFile(join(cfg.cni.cacheDir, 'results', `${net}-${req.id}-${ifName}`), 'utf8')) as { cniArgs: unknown; netns: unknown };
       expect(raw.cniArgs).toEqual([
         ['IgnoreUnknown', '1'],
@@ -304,7 +304,7 @@ describe('teardown is idempotent', () => {
     const ns = await mgr.create();
     const req = request(ns);
     const { record } = await engine.setUp(req, AbortSignal.timeout(60_000));
-    expect(summaryOf(record).interfaces['eth0']!.ipConfigs).toHaveLength(1);
+    expect(summaryOf(record).interfaces['eth0'].ipConfigs).toHaveLength(1);
     await mgr.remove(ns);
     expect(await pathExists(ns)).toBe(false);
     await engine.tearDown(req.id, { forget: true });
@@ -386,7 +386,7 @@ describe('recovery comes first', () => {
     expect(report.finished).toBe(1);
     expect(record.phase).toBe('ready');
     expect(engine.get(req.id)).toBe(record);
-    const ip = summaryOf(record).interfaces['eth0']!.ipConfigs[0]!;
+    const ip = summaryOf(record).interfaces['eth0'].ipConfigs[0];
     // One IPv4 address on eth0: the first ADD was undone before the retried one ran.
     expect((await ipAddrsIn(ns, 'eth0')).filter((a) => a.family === 'inet').map((a) => a.cidr)).toEqual([ip.address]);
     expect(await allocFiles(0)).toHaveLength(1);
@@ -396,8 +396,8 @@ describe('recovery comes first', () => {
 
   it('network readiness by handler or by network name, with the reason', async () => {
     const engine = await newEngine();
-    expect(engine.networkReadiness({ runtimeHandler: '' })).toMatchObject({ ready: true, message: expect.stringContaining(names[0]!) });
-    expect(engine.networkReadiness({ network: names[1]! })).toEqual({ ready: true, message: `network "${names[1]}" is loaded` });
+    expect(engine.networkReadiness({ runtimeHandler: '' })).toMatchObject({ ready: true, message: expect.stringContaining(names[0]) });
+    expect(engine.networkReadiness({ network: names[1] })).toEqual({ ready: true, message: `network "${names[1]}" is loaded` });
     expect(engine.networkReadiness({ network: 'nope' })).toEqual({ ready: false, message: 'network "nope" is not loaded from any conf dir' });
     expect(engine.networkReadiness({ runtimeHandler: 'nope' })).toMatchObject({ ready: false, message: expect.stringContaining('runtime handler "nope" is not declared') });
   });
@@ -446,7 +446,7 @@ describe('bad requests: a clear kind, nothing recorded or made', () => {
     expect(await allocFiles(0)).toEqual([]);
 
     // One network by name: the pod joins only it.
-    const req = request(ns, { networks: { network: names[1]! }, loopback: false });
+    const req = request(ns, { networks: { network: names[1] }, loopback: false });
     const { record } = await engine.setUp(req, AbortSignal.timeout(60_000));
     expect(record.attachments.map((a) => [a.network, a.ifName])).toEqual([[names[1], 'eth0']]);
     expect(record.network).toBe(names[1]);

@@ -79,7 +79,7 @@ describe('NAD files in the shapes Multus documents', () => {
       ['from-conf-dir', 'net3', 'default/from-conf-dir'],
       ['api-one', 'net4', 'team-e/api-one'],
     ]);
-    expect(Buffer.from(records[2]!.config, 'base64').equals(confDirNet.bytes)).toBe(true);
+    expect(Buffer.from(records[2].config, 'base64').equals(confDirNet.bytes)).toBe(true);
     expect(() => resolveAttachments(parseNetworksAnnotation('from-conf-dir', 'default'), nads, () => undefined, [])).toThrow(
       /has no spec\.config and no conf-dir network is named "from-conf-dir"/,
     );

@@ -153,7 +153,7 @@ export async function ipAddrsIn(nsPath: string | undefined, ifname: string): Pro
   for (const link of parsed) {
     for (const a of link.addr_info ?? []) {
       if ((a.family !== 'inet' && a.family !== 'inet6') || typeof a.local !== 'string' || typeof a.prefixlen !== 'number') continue;
-      out.push({ family: a.family, local: a.local, prefixlen: a.prefixlen, cidr: `${a.local}/${a.prefixlen}`, scope: String(a.scope ?? '') });
+      out.push({ family: a.family, local: a.local, prefixlen: a.prefixlen, cidr: `${a.local}/${a.prefixlen}`, scope: typeof a.scope === 'string' ? a.scope : '' });
     }
   }
   return out;
@@ -302,8 +302,8 @@ export async function removeEmptyPortmapChains(): Promise<void> {
     const m = /^-A (PREROUTING|OUTPUT|POSTROUTING|INPUT|FORWARD) (.*-j CNI-HOSTPORT-\S+.*)$/.exec(l);
     if (!m) continue;
     // The rule text from -S is re-split on spaces; portmap's comments are the only quoted part.
-    const args = (m[2]!.match(/"[^"]*"|\S+/g) ?? []).map((a) => a.replace(/^"(.*)"$/, '$1'));
-    await shOk('iptables', ['-w', '-t', 'nat', '-D', m[1]!, ...args]);
+    const args = (m[2].match(/"[^"]*"|\S+/g) ?? []).map((a) => a.replace(/^"(.*)"$/, '$1'));
+    await shOk('iptables', ['-w', '-t', 'nat', '-D', m[1], ...args]);
   }
   for (const chain of PORTMAP_TOP_CHAINS) {
     if (!rules.includes(`-N ${chain}`)) continue;

@@ -145,7 +145,7 @@ describe('helper', () => {
       return b;
     };
     const str = (x: string): Buffer => Buffer.concat([u32(Buffer.byteLength(x)), Buffer.from(x)]);
-    parts.push(u32(1 << 20), str(strs[0]!), u32(3), str(strs[1]!), str(strs[2]!), str(strs[3]!), u32(1), str('PATH=/usr/bin:/bin'), u32(0));
+    parts.push(u32(1 << 20), str(strs[0]), u32(3), str(strs[1]), str(strs[2]), str(strs[3]), u32(1), str('PATH=/usr/bin:/bin'), u32(0));
     const body = Buffer.concat(parts);
     const head = Buffer.alloc(9);
     head.writeUInt32LE(5 + body.length, 0);
