@@ -68,12 +68,17 @@ async function main() {
     if (c.disabled) status[c.name].why = c.disabled;
     if (c.cpuOverheadMs !== undefined) status[c.name].cpuOverheadMsPerDetailCycle = c.cpuOverheadMs;
   }
-  // podnetd's detail cycles made one extra verbose status each (for the DEL timings): out of its CPU.
-  const over = status.podnetd?.cpuOverheadMsPerDetailCycle ?? 0;
+  // What a detail cycle's extra calls cost a contender (podnetd: one more verbose status, for the
+  // DEL timings; containerd: the metric scrapes) comes out of its CPU per cycle.
   for (const byContender of Object.values(R.scenarios)) {
-    for (const rec of byContender.podnetd?.seq ?? []) {
-      rec.cpuRaw = rec.cpu;
-      rec.cpu -= over;
+    for (const [name, recs] of Object.entries(byContender)) {
+      const over = status[name]?.cpuOverheadMsPerDetailCycle;
+      if (over === undefined) continue;
+      for (const rec of recs.seq ?? []) {
+        if (rec.cpu === undefined) continue;
+        rec.cpuRaw = rec.cpu;
+        rec.cpu -= over;
+      }
     }
   }
 

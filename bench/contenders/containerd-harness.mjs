@@ -2,22 +2,26 @@
 //
 // The bench needs one function:
 //
-//   startContainerd({confDir, binDirs, metricsAddress}) → Promise<{
-//     crictl(args: string[]) → Promise<string>   crictl against this containerd; stdout, throws on exit ≠ 0
-//     scrapeMetrics() → Promise<string>          GET http://<metricsAddress>/v1/metrics (Prometheus text)
+//   startContainerd({confDir, binDirs}) → Promise<{
+//     socket: string                             containerd's CRI socket (the bench's grpc-js client dials it)
+//     scrapeMetrics() → Promise<string>          GET http://127.0.0.1:<port>/v1/metrics (Prometheus text)
+//     pid() → Promise<number>                    containerd's host pid
+//     mountNsCommand(cmd, args, {pidNs?}) → [cmd, args]   runs a program in containerd's mount
+//                                                (and pid) namespaces
 //     stop() → Promise<void>                     stops containerd and everything it started
-//     podLinux?: object                          merged into every pod config's `linux` (e.g. cgroup_parent)
+//     podLinux?: object                          merged into every pod config's `linux` (e.g. cgroupParent)
 //   }>
 //
 // containerd 1.6 (Debian's, with runc) with its own root, state and socket in a private mount
 // namespace, the pause image imported, CNI from confDir and binDirs (containerd adds loopback
-// itself), and its metrics on metricsAddress (127.0.0.1:<port>).
+// itself), and its Prometheus metrics on a free 127.0.0.1 port.
 //
 // Where the function comes from, first match wins:
 //   1. BENCH_CONTAINERD_HARNESS=<path of an ES module exporting startContainerd>;
-//   2. the adapter below, once the harness is merged (test/containerd/harness.ts is TypeScript:
-//      importTs() compiles it and its imports into the run's snapshot so plain node can load it).
+//   2. test/containerd/harness.ts (the CNI-door tests' harness), compiled by importTs() into the
+//      run's snapshot; it is told the checkout's root, since its own file then lives elsewhere.
 import { existsSync } from 'node:fs';
+import { get } from 'node:http';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO } from '../lib/config.mjs';
@@ -25,7 +29,7 @@ import { must } from '../lib/proc.mjs';
 
 const HARNESS_TS = join('test', 'containerd', 'harness.ts');
 
-/** → {startContainerd} or {unavailable: why}. */
+/** → {startContainerd} or {unavailable: why}; the harness is compiled once per run. */
 export async function loadHarness(run) {
   const fromEnv = process.env.BENCH_CONTAINERD_HARNESS;
   if (fromEnv) {
@@ -34,8 +38,48 @@ export async function loadHarness(run) {
     return { startContainerd: m.startContainerd };
   }
   if (!existsSync(join(REPO, HARNESS_TS))) return { unavailable: `the private containerd harness (${HARNESS_TS}) is not in this checkout` };
-  void run;
-  return { unavailable: `${HARNESS_TS} is here but not adapted to the bench's startContainerd() yet (bench/contenders/containerd-harness.mjs)` };
+  run.containerdHarness ??= importTs(run, HARNESS_TS).then(adapt, (err) => ({ unavailable: `${HARNESS_TS} does not compile: ${err.message.split('\n')[0].slice(0, 300)}` }));
+  return run.containerdHarness;
+}
+
+/**
+ * GET /v1/metrics without Accept-Encoding: containerd 1.6's exposition is ~370 KB (grpc
+ * counters for every method × code), and gzipping it (what fetch asks for) costs containerd
+ * another 3–4 ms of CPU per scrape on top of ~7.
+ */
+function scrape(port) {
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path: '/v1/metrics', timeout: 10_000 }, (res) => {
+      const chunks = [];
+      res.on('data', (b) => chunks.push(b));
+      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`containerd metrics: HTTP ${res.statusCode}`))));
+      res.on('error', reject);
+    })
+      .on('timeout', function () {
+        this.destroy(new Error('containerd metrics: no answer within 10 s'));
+      })
+      .on('error', reject);
+  });
+}
+
+/** test/containerd/harness.ts's Containerd behind the bench's startContainerd(). */
+function adapt(m) {
+  const missing = m.containerdMissing(REPO);
+  if (missing) return { unavailable: missing };
+  return {
+    async startContainerd({ confDir, binDirs }) {
+      const c = await m.Containerd.start({ confDir, binDirs, metrics: true, repoRoot: REPO });
+      return {
+        socket: c.socket,
+        scrapeMetrics: () => scrape(c.metricsPort),
+        pid: () => c.pid(),
+        mountNsCommand: (cmd, args, opts) => c.mountNsCommand(cmd, args, opts),
+        stop: () => c.stop(),
+        // Under the harness's own cgroup parent, which its stop() removes.
+        podLinux: { cgroupParent: `/${c.cgroupParent}` },
+      };
+    },
+  };
 }
 
 /**

@@ -1,16 +1,20 @@
 // containerd calling podnet through the CNI door: containerd's conflist names only the
 // podnet-cni shim, which forwards each call to a podnetd serving the bench network on its
-// cni_server socket. The same containerd timers as the containerd contender, so the door's cost
-// is this contender's set_up_pod / tear_down_pod minus containerd-alone's.
+// cni_server socket. That podnetd runs in containerd's mount and pid namespaces (the CNI_NETNS
+// bind mounts containerd hands out exist only in the mount namespace, whose /proc is the pid
+// namespace's). The same containerd timers as the containerd
+// contender, so the door's cost is this contender's set_up_pod / tear_down_pod minus
+// containerd-alone's.
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CNI_BIN, REPO } from '../lib/config.mjs';
 import { startPodnet } from '../lib/podnetd.mjs';
 import { containerdBase } from './containerd.mjs';
 import { NotAvailable } from './errors.mjs';
 
 const SHIM = join(REPO, 'dist', 'libexec', 'podnet-cni');
+const doorToml = (socket) => `[cni_server]\nsocket = ${JSON.stringify(socket)}\n`;
 
 /** GET path on a unix socket → status code, or undefined when nothing answers. */
 function probe(socketPath, path) {
@@ -25,23 +29,41 @@ function probe(socketPath, path) {
   });
 }
 
+/** A podnetd with a [cni_server] socket → {d, socket}; NotAvailable when it does not serve the door. */
+async function startDoor(run, dirName, wrap, wrapForks) {
+  const socket = join(run.root, dirName, 'door', 'podnet-cni.sock');
+  let d;
+  try {
+    d = await startPodnet(run, dirName, { extraToml: doorToml(socket), wrap, wrapForks });
+  } catch (err) {
+    throw new NotAvailable(`podnetd does not start with a [cni_server] socket: ${err.message.split('\n')[0].slice(0, 300)}`);
+  }
+  if ((await probe(socket, '/healthz')) !== 200) {
+    await d.dispose();
+    throw new NotAvailable(`podnetd does not serve the CNI door yet (cni_server.socket set, nothing answers GET /healthz on ${socket})`);
+  }
+  return { d, socket };
+}
+
 export function containerdPodnetContender(run) {
   return containerdBase(run, {
     name: 'containerd-podnet',
     label: 'containerd → podnet-cni → podnetd',
-    check: () => (existsSync(SHIM) ? undefined : `the podnet-cni shim (${SHIM}) is not built in this checkout`),
-    async prepare(scenario, dir) {
-      const socket = join(dir, 'door', 'podnet-cni.sock');
-      let d;
+    // Asked of this checkout's podnetd before any containerd starts: a short-lived one on the host.
+    async check() {
+      if (!existsSync(SHIM)) return `the podnet-cni shim (${SHIM}) is not built in this checkout`;
       try {
-        d = await startPodnet(run, `${basename(dir)}-podnetd`, { extraToml: `[cni_server]\nsocket = ${JSON.stringify(socket)}\n` });
-      } catch (err) {
-        throw new NotAvailable(`podnetd does not start with a [cni_server] socket: ${err.message.split('\n')[0].slice(0, 300)}`);
-      }
-      if ((await probe(socket, '/healthz')) !== 200) {
+        const { d } = await startDoor(run, 'door-probe');
         await d.dispose();
-        throw new NotAvailable(`podnetd does not serve the CNI door yet (cni_server.socket set, nothing answers GET /healthz on ${socket})`);
+      } catch (err) {
+        if (err instanceof NotAvailable) return err.message;
+        throw err;
       }
+      return undefined;
+    },
+    async prepare(scenario, dir) {
+      const dirName = `${dir.slice(run.root.length + 1)}-podnetd`;
+      const socket = join(run.root, dirName, 'door', 'podnet-cni.sock');
       return {
         conflist: {
           cniVersion: '1.0.0',
@@ -50,7 +72,11 @@ export function containerdPodnetContender(run) {
         },
         // containerd adds loopback itself: the reference plugins' dir stays on its path.
         binDirs: [dirname(SHIM), CNI_BIN],
-        stop: () => d.dispose(),
+        async beside(cd) {
+          // Its pid namespace too: podnetd reads /proc/self, and the /proc in there is that namespace's.
+          const { d } = await startDoor(run, dirName, (cmd, args) => cd.mountNsCommand(cmd, args, { pidNs: true }), true);
+          return { stop: () => d.dispose() };
+        },
       };
     },
   });

@@ -3,23 +3,28 @@ import { spawn } from 'node:child_process';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { credentials, Metadata } from '@grpc/grpc-js';
 import { CNI_BIN, EXTRA_NODE_ARGS } from './config.mjs';
-import { hex, log, onCleanup, sleep } from './cleanup.mjs';
-import { hostPort } from './network.mjs';
-import { must } from './proc.mjs';
+import { log, onCleanup, sleep } from './cleanup.mjs';
+import { benchPodConfig, criClient } from './cri-client.mjs';
+import { childPids, must } from './proc.mjs';
 import { median } from './stats.mjs';
 
-const RPC_TIMEOUT_MS = 120_000;
-
 export class Daemon {
-  /** run: what setupRun() returned (api, socketAlive, daemonBin); root: this daemon's own dir. */
-  constructor(run, root, { nodeArgs = [] } = {}) {
+  /**
+   * run: what setupRun() returned (api, socketAlive, daemonBin); root: this daemon's own dir;
+   * wrap(cmd, args) → [cmd, args]: how to start it (e.g. in containerd's namespaces with
+   * nsenter); wrapForks: the wrapper forks the daemon and waits for it (nsenter into a pid
+   * namespace), so the daemon is its only child: that pid is signalled and measured.
+   */
+  constructor(run, root, { nodeArgs = [], wrap = (cmd, args) => [cmd, args], wrapForks = false } = {}) {
     this.api = run.api;
     this.socketAlive = run.socketAlive;
     this.daemonBin = run.daemonBin;
     this.root = root;
     this.nodeArgs = nodeArgs;
+    this.wrap = wrap;
+    this.wrapForks = wrapForks;
+    this.daemonPid = undefined;
     this.socket = join(root, 'run', 'podnet.sock');
     this.confDir = join(root, 'net.d');
     this.stateDir = join(root, 'state');
@@ -58,7 +63,7 @@ export class Daemon {
   }
 
   get pid() {
-    return this.proc?.pid;
+    return this.daemonPid ?? this.proc?.pid;
   }
 
   get running() {
@@ -69,7 +74,8 @@ export class Daemon {
   async start() {
     const t0 = performance.now();
     // Own process group: a Ctrl-C on the bench must not stop the daemon before we have cleaned up through it.
-    const proc = spawn(process.execPath, [...this.nodeArgs, this.daemonBin, '--config', this.configFile], { cwd: this.root, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const [cmd, args] = this.wrap(process.execPath, [...this.nodeArgs, this.daemonBin, '--config', this.configFile]);
+    const proc = spawn(cmd, args, { cwd: this.root, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once('exit', (code, sig) => resolve(code ?? (sig ? 128 : 1))));
     const keep = (b) => {
@@ -79,17 +85,19 @@ export class Daemon {
     proc.stdout.on('data', keep);
     proc.stderr.on('data', keep);
     const deadline = Date.now() + 30_000;
+    this.daemonPid = undefined;
+    while (this.wrapForks && this.daemonPid === undefined) {
+      [this.daemonPid] = await childPids(proc.pid);
+      if (!this.running) throw new Error(`${cmd} exited (${proc.exitCode ?? proc.signalCode}) before starting podnetd: ${this.output.trim().slice(-2000)}`);
+      if (Date.now() > deadline) throw new Error(`${cmd} started no podnetd within 30 s`);
+      if (this.daemonPid === undefined) await sleep(5);
+    }
     while (!(await this.socketAlive(this.socket))) {
       if (!this.running) throw new Error(`podnetd exited (${proc.exitCode ?? proc.signalCode}) before serving: ${this.output.trim().slice(-2000)}`);
       if (Date.now() > deadline) throw new Error(`podnetd did not serve within 30 s: ${this.output.trim().slice(-2000)}`);
       await sleep(5);
     }
-    this.client = new this.api.RuntimeServiceClient(`unix://${this.socket}`, credentials.createInsecure(), {
-      'grpc.initial_reconnect_backoff_ms': 10,
-      'grpc.max_reconnect_backoff_ms': 100,
-      // A fresh subchannel: a shared one may still be backing off from the previous daemon.
-      'grpc.use_local_subchannel_pool': 1,
-    });
+    this.client = criClient(this.api, this.socket);
     for (;;) {
       try {
         await this.call('version', this.api.VersionRequest.fromPartial({}), 5_000);
@@ -102,14 +110,9 @@ export class Daemon {
     return performance.now() - t0;
   }
 
-  call(method, req, timeoutMs = RPC_TIMEOUT_MS) {
-    return new Promise((resolve, reject) => {
-      if (!this.client) return reject(new Error(`${method}: podnetd not running`));
-      this.client[method](req, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
-        if (err) reject(new Error(`${method}: ${err.details || err.message}`));
-        else resolve(res);
-      });
-    });
+  call(method, req, timeoutMs) {
+    if (!this.client) return Promise.reject(new Error(`${method}: podnetd not running`));
+    return this.client.call(method, req, timeoutMs);
   }
 
   /** SIGTERM and wait (SIGKILL after timeoutMs); returns the ms until it exited. */
@@ -118,11 +121,12 @@ export class Daemon {
     this.client = undefined;
     if (!this.running) return 0;
     const t0 = performance.now();
-    process.kill(this.proc.pid, 'SIGTERM');
+    const pid = this.pid;
+    process.kill(pid, 'SIGTERM');
     const timer = setTimeout(() => {
-      log(`podnetd ${this.proc.pid} did not exit ${timeoutMs} ms after SIGTERM: SIGKILL`);
+      log(`podnetd ${pid} did not exit ${timeoutMs} ms after SIGTERM: SIGKILL`);
       try {
-        process.kill(this.proc.pid, 'SIGKILL');
+        process.kill(pid, 'SIGKILL');
       } catch {
         // gone
       }
@@ -135,16 +139,7 @@ export class Daemon {
   // One sandbox's RPCs ----------------------------------------------------------------------------
 
   podConfig({ withHostPort = true } = {}) {
-    const s = hex(10);
-    return this.api.PodSandboxConfig.fromPartial({
-      metadata: { name: `bench-${s}`, namespace: 'bench', uid: `uid-${s}`, attempt: 0 },
-      hostname: `bench-${s}`,
-      logDirectory: `/var/log/pods/bench_bench-${s}_uid-${s}`,
-      labels: { app: 'bench', run: s },
-      annotations: { 'podnet.bench/owner': 'bench' },
-      linux: {},
-      portMappings: withHostPort ? [{ protocol: this.api.Protocol.TCP, containerPort: 80, hostPort: hostPort(), hostIp: '127.0.0.1' }] : [],
-    });
+    return benchPodConfig(this.api, { withHostPort });
   }
 
   async runPod(opts) {
@@ -220,8 +215,8 @@ export class Daemon {
 }
 
 /** A podnetd on the bench network in its own dir under the run's root, disposed at cleanup. */
-export async function startPodnet(run, dirName, { nodeArgs = [], extraTop = {}, extraToml = '', conflist = run.network.net } = {}) {
-  const d = new Daemon(run, join(run.root, dirName), { nodeArgs: [...EXTRA_NODE_ARGS, ...nodeArgs] });
+export async function startPodnet(run, dirName, { nodeArgs = [], extraTop = {}, extraToml = '', conflist = run.network.net, wrap, wrapForks } = {}) {
+  const d = new Daemon(run, join(run.root, dirName), { nodeArgs: [...EXTRA_NODE_ARGS, ...nodeArgs], wrap, wrapForks });
   await d.writeConfig(conflist, extraTop, extraToml);
   onCleanup(`podnetd (${d.configFile})`, () => d.dispose());
   const ms = await d.start();

@@ -52,10 +52,14 @@ export async function cpuMs(pid) {
 
 /** The podnet-spawner helpers among a daemon's children: their CPU is podnetd's too. */
 async function helperPids(pid) {
-  const kids = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')).trim().split(/\s+/).filter(Boolean);
   const out = [];
-  for (const k of kids) if ((await readFile(`/proc/${k}/comm`, 'utf8').catch(() => '')).trim() === 'podnet-spawner') out.push(Number(k));
+  for (const k of await childPids(pid)) if ((await readFile(`/proc/${k}/comm`, 'utf8').catch(() => '')).trim() === 'podnet-spawner') out.push(k);
   return out;
+}
+
+/** The children of a process's main thread. */
+export async function childPids(pid) {
+  return (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')).trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
 /** CPU of podnetd and its helper, split; plugins (the helper's children) are not counted. */

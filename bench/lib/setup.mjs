@@ -29,12 +29,14 @@ export async function setupRun() {
     }
     await rm(root, { recursive: true, force: true });
   });
-  // Run a copy of bin/ + dist/ taken now: a rebuild of dist/ by someone else during the run (a
+  // Run a copy of bin/ + dist/ (+ proto/) taken now: a rebuild of dist/ by someone else during the run (a
   // restart loads every module again) must not change or break the daemon under test.
   const snapshot = join(root, 'podnet');
   await mkdir(snapshot);
   await cp(join(REPO, 'dist'), join(snapshot, 'dist'), { recursive: true });
   await cp(join(REPO, 'bin'), join(snapshot, 'bin'), { recursive: true });
+  // The daemon reads the CRI schema at run time too (src/cri/wire-keys.ts checks map keys with it).
+  await cp(join(REPO, 'proto'), join(snapshot, 'proto'), { recursive: true });
   await cp(join(REPO, 'package.json'), join(snapshot, 'package.json'));
   await symlink(join(REPO, 'node_modules'), join(snapshot, 'node_modules'));
   const network = await makeNetwork(root);

@@ -48,21 +48,26 @@ export interface ContainerdOptions {
   extraConfig?: string;
   /** Serve containerd's Prometheus metrics on 127.0.0.1 (scrape with metrics()). */
   metrics?: boolean;
+  /**
+   * The podnet checkout the shared tools are found next to (crictl); default this file's
+   * repo. For a caller that runs a compiled copy of this file from elsewhere (the bench).
+   */
+  repoRoot?: string;
 }
 
 /** Why containerd cannot run here, or undefined when it can (binaries and root). */
-export function containerdMissing(): string | undefined {
+export function containerdMissing(repoRoot: string = REPO_ROOT): string | undefined {
   for (const bin of [CONTAINERD, '/usr/bin/containerd-shim-runc-v2', '/usr/bin/ctr']) if (!existsSync(bin)) return `${bin} is not installed (apt-get install containerd runc)`;
   if (!['/usr/sbin/runc', '/usr/bin/runc'].some((p) => existsSync(p))) return 'runc is not installed (apt-get install runc)';
   if (process.getuid?.() !== 0) return 'containerd needs root';
-  if (!crictlPath()) return 'crictl is not on PATH nor in ../shared/tools/cri-tools';
+  if (!crictlPath(repoRoot)) return 'crictl is not on PATH nor in ../shared/tools/cri-tools';
   return undefined;
 }
 
 /** crictl from PATH first, then the shared tools next to the repo. */
-export function crictlPath(): string | undefined {
+export function crictlPath(repoRoot: string = REPO_ROOT): string | undefined {
   for (const dir of (process.env['PATH'] ?? '').split(':')) if (dir && existsSync(join(dir, 'crictl'))) return join(dir, 'crictl');
-  const shared = join(REPO_ROOT, '..', 'shared', 'tools', 'cri-tools', 'crictl');
+  const shared = join(repoRoot, '..', 'shared', 'tools', 'cri-tools', 'crictl');
   return existsSync(shared) ? shared : undefined;
 }
 
@@ -268,7 +273,7 @@ export class Containerd {
   }
 
   static async start(opts: ContainerdOptions): Promise<Containerd> {
-    const missing = containerdMissing();
+    const missing = containerdMissing(opts.repoRoot);
     if (missing) throw new ContainerdStartError(missing);
     await sweepDeadRuns();
     const root = await tmpDir(ROOT_PREFIX);
@@ -279,7 +284,7 @@ export class Containerd {
     const configFile = join(root, 'config.toml');
     await writeFile(configFile, configToml(root, opts, binDir, metricsPort));
     await writeFile(join(root, 'crictl.yaml'), '');
-    const c = new Containerd(root, configFile, crictlPath()!, metricsPort);
+    const c = new Containerd(root, configFile, crictlPath(opts.repoRoot)!, metricsPort);
     try {
       await c.spawn();
       const image = await buildPauseImage(join(root, 'image'));
@@ -412,10 +417,13 @@ export class Containerd {
    * The command prefix that runs a program in this containerd's mount namespace (not its pid
    * namespace): what a CNI backend on the host needs to open the CNI_NETNS paths containerd
    * hands out, since those bind mounts exist only in there. Its processes are the caller's to end.
+   * With pidNs, its pid namespace too: the /proc mounted in there is that namespace's, so a
+   * program that reads /proc/self (podnetd does) needs it. nsenter then forks: the program is
+   * its child (signal that pid, not nsenter's), and stop() ends it with the namespaces.
    */
-  mountNsCommand(cmd: string, args: readonly string[] = []): [string, string[]] {
+  mountNsCommand(cmd: string, args: readonly string[] = [], opts: { pidNs?: boolean } = {}): [string, string[]] {
     if (!this.initPid) throw new Error('containerd is not running');
-    return ['nsenter', ['-t', String(this.initPid), '-m', '--', cmd, ...args]];
+    return ['nsenter', ['-t', String(this.initPid), '-m', ...(opts.pidNs ? ['-p'] : []), '--', cmd, ...args]];
   }
 
   /**
