@@ -247,26 +247,26 @@ describe('EngineBackend on the real engine', () => {
     const blueIP = ipOf(await backend.add(call('ADD', ns[2]!, blue, { network: blueName }), signal()));
     expect(blueIP.startsWith(`${blueSubnet.prefix}.`), blueIP).toBe(true);
     const gc: GCCall = { path: [], cniVersion: '1.1.0', configName: 'podnet', network: undefined, runtimeHandler: undefined, config: Buffer.from('{}'), validAttachments: [{ containerID: keep, ifName: 'eth0' }] };
-    await backend.gc(gc, signal());
+    await backend.gc(gc);
     expect(engine.get(drop)).toBeUndefined();
     expect(await allocations(defaultName)).not.toContain(dropIP);
     expect(engine.get(keep)?.phase).toBe('ready');
     // The blue pod came through another shim config: that network's GC decides about it.
     expect(engine.get(blue)?.phase).toBe('ready');
-    await backend.gc({ ...gc, network: blueName, validAttachments: [] }, signal());
+    await backend.gc({ ...gc, network: blueName, validAttachments: [] });
     expect(engine.get(blue)).toBeUndefined();
     expect(await allocations(blueName)).toEqual([]);
     await backend.del(call('DEL', ns[0]!, keep));
 
     const status = { path: [], cniVersion: '1.1.0', configName: 'podnet', network: undefined, runtimeHandler: undefined, config: Buffer.from('{}') };
-    await backend.status(status, signal());
-    await backend.status({ ...status, network: blueName }, signal());
-    const absent = await cniError(backend.status({ ...status, network: 'no-such-network' }, signal()));
+    await backend.status(status);
+    await backend.status({ ...status, network: blueName });
+    const absent = await cniError(backend.status({ ...status, network: 'no-such-network' }));
     expect(absent.code).toBe(50);
-    expect((await cniError(backend.status({ ...status, runtimeHandler: 'undeclared' }, signal()))).code).toBe(50);
+    expect((await cniError(backend.status({ ...status, runtimeHandler: 'undeclared' }))).code).toBe(50);
     ready = false;
     try {
-      expect((await cniError(backend.status(status, signal()))).code).toBe(50);
+      expect((await cniError(backend.status(status))).code).toBe(50);
       expect(backend.ready()).toBe(false);
     } finally {
       ready = true;
