@@ -113,6 +113,15 @@ describe.skipIf(missing !== undefined)('containerd → podnet-cni → podnetd (t
     const doctor = await podnet(['doctor', '--json', '--netns-dir', d.netnsDir, '--cache-dir', d.cacheDir, '--conf-dir', d.confDir]);
     const found = (JSON.parse(String(doctor.stdout)) as { leaks: Array<{ path: string; informational?: boolean }> }).leaks.filter((l) => !l.informational);
     expect(found).toEqual([]);
+    // From the host, where containerd's namespace mounts are invisible, the pod's veth looks
+    // orphaned: doctor only lists it, and --fix leaves the runtime's pod alone.
+    const hostDoctor = (fix: boolean) =>
+      execa(process.execPath, [join(REPO_ROOT, 'bin', 'podnet'), 'doctor', '--json', ...(fix ? ['--fix'] : []), '--state-dir', d.stateDir, '--netns-dir', d.netnsDir, '--cache-dir', d.cacheDir, '--conf-dir', d.confDir], { reject: false });
+    const seen = JSON.parse(String((await hostDoctor(false)).stdout)) as { leaks: Array<{ kind: string; informational?: boolean; detail: string }> };
+    expect(seen.leaks.filter((l) => !l.informational)).toEqual([]);
+    expect(seen.leaks.some((l) => l.kind === 'link' && l.detail.includes('runtime-owned'))).toBe(true);
+    expect((await hostDoctor(true)).exitCode).toBe(0);
+    expect(await v4('eth0')).toEqual([ip]);
 
     await c.crictlOk(['stopp', id]);
     // StopPodSandbox's DEL released it all; the record is forgotten (CNI DEL), RemovePodSandbox's DEL is a no-op.
