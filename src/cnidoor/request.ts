@@ -198,5 +198,7 @@ export function parseDelegateRequest(text: string, facts: RequestFacts): Delegat
     if (err instanceof ConfigError) throw badConfig(`config: ${quote(err.message, 200)}`);
     throw err;
   }
+  // libcni takes a missing cniVersion as 0.1.0; a hot-plug network must say which it speaks.
+  if (!list.declaredVersion) throw badConfig('config: cniVersion is required');
   return { command, containerID, netns, ifName, args, pod, networkName: list.name, cniVersion: list.cniVersion, config: body.config, interfaceAttributes: body.interfaceAttributes };
 }
