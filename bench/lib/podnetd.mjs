@@ -57,6 +57,8 @@ export class Daemon {
       `bin_dirs = [${JSON.stringify(CNI_BIN)}]`,
       'plugin_timeout = "60s"',
       '',
+      // The CNI door is always served: on this daemon's own socket unless extraToml names one.
+      extraToml.includes('[cni_server]') ? '' : `[cni_server]\nsocket = ${JSON.stringify(join(this.root, 'run', 'cni', 'podnet-cni.sock'))}\n`,
       extraToml,
     ].join('\n');
     await writeFile(this.configFile, toml);

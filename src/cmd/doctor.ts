@@ -171,6 +171,12 @@ interface LinkScanInput {
   bridgesInUse: ReadonlySet<string>;
   /** Every namespace a pod may live in: sandboxes', cache entries', every nsfs mount. */
   liveNamespaces: Iterable<string>;
+  /**
+   * Runtime-owned namespaces (CNI door) of live sandboxes that cannot be opened from here (the
+   * runtime mounts them in a mount namespace of its own): a veth whose peer is in an unknown
+   * namespace may be theirs, so it is only listed, never fixed.
+   */
+  invisibleRuntimeNamespaces: number;
 }
 
 /**
@@ -216,12 +222,16 @@ async function findLinkLeaks(input: LinkScanInput): Promise<Leak[]> {
     const pairs = await vethPairsIn(input.liveNamespaces);
     for (const { veth, bridge } of farSide) {
       if (pairs.has(`${veth.ifindex}:${veth.linkIndex ?? -1}`)) continue;
+      const unsure = input.invisibleRuntimeNamespaces > 0;
       leaks.push({
         kind: 'link',
         path: veth.ifname,
         containerID: '',
         ifindex: veth.ifindex,
-        detail: `port of bridge ${bridge}: its veth peer is in namespace nsid ${veth.linkNetnsid ?? '?'}, which is no sandbox's, no cache entry's and mounted nowhere`,
+        ...(unsure ? { informational: true } : {}),
+        detail:
+          `port of bridge ${bridge}: its veth peer is in namespace nsid ${veth.linkNetnsid ?? '?'}, which is no sandbox's, no cache entry's and mounted nowhere` +
+          (unsure ? ` visible here; left alone: the namespaces of ${input.invisibleRuntimeNamespaces} runtime-owned sandbox(es) cannot be opened from here (run doctor where the runtime's mounts are)` : ''),
       });
     }
   }
@@ -279,7 +289,9 @@ export async function findLeaks(o: DoctorOptions): Promise<Leak[]> {
   for (const r of records) for (const a of r.attachments) bridgesOfConfig(Buffer.from(a.config, 'base64')).forEach((b) => bridgesInUse.add(b));
   for (const c of cached) bridgesOfConfig(c.config).forEach((b) => bridgesInUse.add(b));
   const liveNamespaces = new Set<string>([...owned, ...cached.flatMap((c) => (c.netns ? [c.netns] : [])), ...(await nsfsMounts())]);
-  leaks.push(...(await findLinkLeaks({ lists, bridgesInUse, liveNamespaces })));
+  let invisibleRuntimeNamespaces = 0;
+  for (const r of records) if (r.netnsOwner === 'runtime' && r.netnsPath && r.phase !== 'notready' && !(await netns.exists(r.netnsPath))) invisibleRuntimeNamespaces++;
+  leaks.push(...(await findLinkLeaks({ lists, bridgesInUse, liveNamespaces, invisibleRuntimeNamespaces })));
   return leaks;
 }
 

@@ -25,7 +25,8 @@ cnitool-compatible (env: NETCONFPATH, CNI_PATH, CNI_IFNAME, CNI_ARGS, CAP_ARGS, 
     --cache-dir DIR            result cache (default ${DEFAULTS.cni.cacheDir})
 
 Daemon state (--state-dir DIR, default ${DEFAULTS.stateDir}):
-  sandboxes [--json]           table of sandboxes
+  sandboxes [--json]           table of sandboxes of both doors (DOOR cri|cni; NETNS-OWNER podnet,
+                               or runtime: the container runtime's namespace, never touched by podnet)
   inspect <id>                 one sandbox: network status, results, plugin timings (JSON)
   network-status <id>          the Multus network-status list of a sandbox (JSON)
   gc                           ask the running podnetd to run CNI garbage collection now
@@ -61,6 +62,9 @@ function age(createdAtNs: string): string {
   if (s < 7200) return `${Math.round(s / 60)}m`;
   return `${Math.round(s / 3600)}h`;
 }
+
+/** Who owns the pod's namespace: podnet (CRI door), the runtime (CNI door), or none (host network). */
+const netnsOwner = (r: SandboxRecord): string => (r.hostNetwork ? 'host' : r.netnsOwner);
 
 /** Whether a live process runs podnetd (bin/podnetd or dist/cmd/podnetd.js, under node or not). */
 async function isPodnetd(pid: number): Promise<boolean> {
@@ -199,11 +203,11 @@ async function main(argv: string[]): Promise<number> {
     case 'sandboxes': {
       const recs = await SandboxStore.readAll(stateDir);
       if (values.json) {
-        process.stdout.write(`${JSON.stringify(recs.map((r) => ({ id: r.id, pod: r.metadata.name, namespace: r.metadata.namespace, handler: r.runtimeHandler, state: r.phase, ips: r.ips.map((i) => i.ip), createdAt: r.cri?.createdAt })), null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify(recs.map((r) => ({ id: r.id, pod: r.metadata.name, namespace: r.metadata.namespace, handler: r.runtimeHandler, state: r.phase, ips: r.ips.map((i) => i.ip), door: r.door, netnsOwner: netnsOwner(r), createdAt: r.cri?.createdAt })), null, 2)}\n`);
         return 0;
       }
-      const rows = recs.map((r) => [r.id.slice(0, 13), r.metadata.name, r.metadata.namespace, r.runtimeHandler || '-', r.phase, r.ips.map((i) => i.ip).join(',') || '-', r.cri ? age(r.cri.createdAt) : '-']);
-      process.stdout.write(table([['ID', 'POD', 'NAMESPACE', 'HANDLER', 'STATE', 'IPS', 'AGE'], ...rows]));
+      const rows = recs.map((r) => [r.id.slice(0, 13), r.metadata.name, r.metadata.namespace, r.network ?? (r.runtimeHandler || '-'), r.door, netnsOwner(r), r.phase, r.ips.map((i) => i.ip).join(',') || '-', r.cri ? age(r.cri.createdAt) : '-']);
+      process.stdout.write(table([['ID', 'POD', 'NAMESPACE', 'HANDLER', 'DOOR', 'NETNS-OWNER', 'STATE', 'IPS', 'AGE'], ...rows]));
       return 0;
     }
     case 'inspect': {

@@ -4,7 +4,7 @@
  * reaches the backend before all of it is checked.
  */
 import { isIP } from 'node:net';
-import { confListFromConfBytes } from '../cni/config.js';
+import { confListFromConfBytes, validatePluginType } from '../cni/config.js';
 import { ConfigError, errorMessage } from '../cni/errors.js';
 import { isObject, parseJSON, type JSONObject, type JSONValue } from '../cni/json.js';
 import type { AttachmentCall, DelegateCall, GCCall, InterfaceAttributes, StatusCall } from './backend.js';
@@ -192,9 +192,13 @@ export function parseDelegateRequest(text: string, facts: RequestFacts): Delegat
   let list;
   try {
     list = confListFromConfBytes(body.config);
+    // libcni checks a type only when it runs the plugin; a hot-plug config is refused before.
+    for (const p of list.plugins) validatePluginType(p.type);
   } catch (err) {
     if (err instanceof ConfigError) throw badConfig(`config: ${quote(err.message, 200)}`);
     throw err;
   }
+  // libcni takes a missing cniVersion as 0.1.0; a hot-plug network must say which it speaks.
+  if (!list.declaredVersion) throw badConfig('config: cniVersion is required');
   return { command, containerID, netns, ifName, args, pod, networkName: list.name, cniVersion: list.cniVersion, config: body.config, interfaceAttributes: body.interfaceAttributes };
 }

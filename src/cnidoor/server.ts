@@ -12,6 +12,7 @@ import { SUPPORTED_VERSIONS } from '../cni/version.js';
 import { errorMessage } from '../cni/errors.js';
 import { prepareSocket } from '../cri/server.js';
 import type { CNIDoorBackend } from './backend.js';
+import { clip } from '../util/quote.js';
 import { CNIDoorError, DoorErrorCode, quote, undecodable } from './errors.js';
 import { MAX_BODY_BYTES, parseCNIRequest, parseDelegateRequest, type RequestFacts } from './request.js';
 
@@ -150,7 +151,7 @@ export class CNIDoorServer {
     const e = answer.error;
     const outcome = e ? `code ${e.code}` : 'OK';
     const level = !e ? 'info' : e.code === DoorErrorCode.Internal ? 'error' : 'warn';
-    const cause = e?.cause instanceof Error ? { stack: quote(e.cause.stack ?? e.cause.message, 4000).slice(1, -1) } : {};
+    const cause = e?.cause instanceof Error ? { stack: clip(e.cause.stack ?? e.cause.message, 4000) } : {};
     const extra = { ...(ac.signal.aborted ? { aborted: true } : {}), ...(e ? { err: e.message, ...cause } : {}) };
     this.opts.log[level]({ door: 'cni', route, ...facts, outcome, durationMs, ...extra }, `cni ${facts.command ?? route}`);
     this.opts.observe?.(route, facts.command ?? 'unknown', outcome, durationMs);
@@ -191,7 +192,7 @@ export class CNIDoorServer {
 
 /** Anything but a CNIDoorError is our bug or the engine's: code 999, a bounded message; the stack goes to the log. */
 function internal(err: unknown): CNIDoorError {
-  return new CNIDoorError(DoorErrorCode.Internal, 'internal error in podnetd', quote(errorMessage(err), 200).slice(1, -1), { cause: err });
+  return new CNIDoorError(DoorErrorCode.Internal, 'internal error in podnetd', clip(errorMessage(err), 200), { cause: err });
 }
 
 function ok(v: unknown): Answer {

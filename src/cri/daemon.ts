@@ -21,6 +21,8 @@ import { ImageInfoService } from './image-service.js';
 import { SandboxStatsService } from './stats.js';
 import { CommandNetDevReader } from '../netns/netdev.js';
 import { NetnsLedger, SandboxStore } from '../engine/store.js';
+import { CNIDoorServer } from '../cnidoor/server.js';
+import { EngineBackend } from '../cnidoor/engine-backend.js';
 
 export interface DaemonDeps {
   exec?: PluginExec;
@@ -38,6 +40,8 @@ export interface Daemon {
   runtime: RuntimeInfoService;
   cni: CNIConfig;
   metrics: Metrics;
+  /** The CNI door (Multus' thick-plugin protocol) on cni_server.socket. */
+  door: CNIDoorServer;
   /** CNI GC now, with no ADD/DEL in flight. */
   gc(): Promise<GCReport>;
   /** Stops accepting, finishes in-flight RPCs, stops watchers. */
@@ -93,8 +97,35 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
   const sandboxes = new SandboxService({ cfg, engine: eng, log: log.child({ component: 'sandboxes' }), ...(deps.clock ? { clock: deps.clock } : {}) });
   const runtime = new RuntimeInfoService(cfg, networks, log.child({ component: 'runtime' }));
   await networks.start();
-  const recovered = await eng.recover();
-  log.info(recovered, 'sandbox store recovered');
+  // The CNI door serves from the start: its calls wait for recovery in the engine, /readyz says
+  // 500 until it finished (the shim waits for that on ADD), and a DEL retried by the runtime
+  // while podnetd restarts is not refused.
+  let recovered = false;
+  const recovery = eng.recover();
+  const doorLog = log.child({ component: 'cni-door', door: 'cni' });
+  const door = new CNIDoorServer({
+    backend: new EngineBackend({ engine: eng, recovered: () => recovery.then(() => undefined, () => undefined), ready: () => recovered, netnsExists: (p) => netns.exists(p), log: doorLog }),
+    log: doorLog,
+    observe: (_route, command, outcome, ms) => metrics.observeRequest('cni', command, ms, outcome),
+  });
+  try {
+    await door.listen(cfg.cniServer.socket);
+  } catch (err) {
+    await recovery.catch(() => undefined);
+    await helper?.close();
+    throw new Error(`cannot serve the CNI door on ${cfg.cniServer.socket}: ${(err as Error).message}`);
+  }
+  let report;
+  try {
+    report = await recovery;
+  } catch (err) {
+    await door.close();
+    await helper?.close();
+    throw err;
+  }
+  recovered = true;
+  log.info(report, 'sandbox store recovered');
+  log.info({ socket: cfg.cniServer.socket }, 'serving the CNI door');
   const onRPC: RPCObserver = (rpc, ms, code) => {
     metrics.observeRPC(rpc, ms, code);
     deps.onRPC?.(rpc, ms, code);
@@ -108,7 +139,13 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
   });
   const images = new ImageInfoService(cfg.stateDir, deps.clock);
   const server = new CRIServer({ sandboxes, runtime, images, containers: new ContainerService(), stats, events, observe: onRPC }, log.child({ component: 'grpc' }));
-  await server.listen(cfg.socket);
+  try {
+    await server.listen(cfg.socket);
+  } catch (err) {
+    await door.close();
+    await helper?.close();
+    throw err;
+  }
   log.info({ socket: cfg.socket }, 'podnetd serving');
   const metricsServer = cfg.metricsAddress ? await metrics.serve(cfg.metricsAddress) : undefined;
   if (metricsServer) log.info({ address: cfg.metricsAddress }, 'serving metrics on /metrics');
@@ -141,13 +178,15 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
     runtime,
     cni,
     metrics,
+    door,
     gc,
     async stop() {
+      door.beginShutdown();
       if (gcTimer) clearInterval(gcTimer);
       process.off('SIGUSR1', runGC);
       // Event streams never end on their own; the server waits for every open call.
       events.close();
-      await server.shutdown();
+      await Promise.all([server.shutdown(), door.close()]);
       networks.stop();
       metricsServer?.close();
       await gcRunning?.catch(() => undefined);

@@ -93,6 +93,11 @@ function checkSetupRequest(req: SetupRequest): void {
   }
 }
 
+/** Whether a pod was set up on the networks a selector names. */
+function onNetworks(rec: Readonly<SandboxRecord>, sel: NetworkSelector): boolean {
+  return 'network' in sel ? rec.network === sel.network : rec.network === undefined && rec.runtimeHandler === sel.runtimeHandler;
+}
+
 /** `nsenter`'s absolute path: the spawn helper does no PATH lookup. */
 async function nsenterPath(): Promise<string> {
   return findInPath('nsenter', (process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':'));
@@ -624,7 +629,7 @@ export class Engine implements PodNetworkEngine {
     if (req.validAttachments && req.door) {
       const valid = new Set(req.validAttachments.map((a) => a.containerID));
       for (const rec of this.list({ door: req.door })) {
-        if (valid.has(rec.id) || rec.phase === 'creating') continue;
+        if (valid.has(rec.id) || rec.phase === 'creating' || (req.networks && !onNetworks(rec, req.networks))) continue;
         try {
           await this.tearDown(rec.id, { forget: true });
           released.push(rec.id);

@@ -95,6 +95,8 @@ export interface GCRequest {
    * down and forgotten. Without it only cache entries of pods already torn down are released.
    */
   validAttachments?: ReadonlyArray<{ containerID: string; ifname: string }>;
+  /** With validAttachments: only pods set up on these networks (a runtime's GC is per network config). */
+  networks?: NetworkSelector;
 }
 
 export interface RecoveryReport {

@@ -321,6 +321,12 @@ export class Containerd {
     const inside = (args: string[]): Promise<string> => shOk('nsenter', ['-t', String(this.initPid), '-m', '--', ...args]);
     await inside(['mount', '-t', 'tmpfs', '-o', 'mode=0755', 'podnet-test-run', '/run']);
     await inside(['mount', '-t', 'tmpfs', '-o', 'mode=0755', 'podnet-test-varlib', '/var/lib']);
+    // The pod netns dir as a shared mount of its own (in this namespace only): a backend started
+    // by backendCommand() gets a slave copy, so the bind mounts containerd makes later reach it.
+    const netnsDir = join(this.stateDir, 'io.containerd.grpc.v1.cri', 'netns');
+    await mkdir(netnsDir, { recursive: true });
+    await inside(['mount', '--bind', netnsDir, netnsDir]);
+    await inside(['mount', '--make-shared', netnsDir]);
 
     const child = execa('nsenter', ['-t', String(this.initPid), '-m', '-p', '--', CONTAINERD, '--config', this.configFile], {
       reject: false,
@@ -424,6 +430,18 @@ export class Containerd {
   mountNsCommand(cmd: string, args: readonly string[] = [], opts: { pidNs?: boolean } = {}): [string, string[]] {
     if (!this.initPid) throw new Error('containerd is not running');
     return ['nsenter', ['-t', String(this.initPid), '-m', ...(opts.pidNs ? ['-p'] : []), '--', cmd, ...args]];
+  }
+
+  /**
+   * The command line that runs a CNI backend (podnetd) where it sees what containerd sees: a
+   * mount namespace of its own, a slave of containerd's (the CNI_NETNS bind mounts containerd
+   * makes reach it, nothing it mounts reaches containerd or the host), with a /proc of the host's
+   * pid namespace (containerd's /proc is its private pid namespace's, where the backend has no
+   * /proc/self). Every step execs, so the pid is the backend's; it is the caller's to end.
+   */
+  backendCommand(cmd: string, args: readonly string[] = []): [string, string[]] {
+    const [nsenter, inNs] = this.mountNsCommand('unshare', ['--mount', '--propagation', 'slave', '--', 'sh', '-c', 'mount -t proc proc /proc && exec "$@"', 'sh', cmd, ...args]);
+    return [nsenter, inNs];
   }
 
   /**

@@ -257,17 +257,17 @@ describe('podnet sandboxes / inspect / network-status', () => {
     const json = await podnet(['sandboxes', '--json', ...state]);
     expect(json.exitCode).toBe(0);
     const listed = JSON.parse(String(json.stdout)) as Array<Record<string, unknown>>;
-    expect(listed).toEqual([{ id, pod: cfg.metadata!.name, namespace: 'e2e', handler: '', state: 'ready', ips: [ip], createdAt: expect.stringMatching(/^\d+$/) }]);
+    expect(listed).toEqual([{ id, pod: cfg.metadata!.name, namespace: 'e2e', handler: '', state: 'ready', ips: [ip], door: 'cri', netnsOwner: 'podnet', createdAt: expect.stringMatching(/^\d+$/) }]);
     expect(BigInt(listed[0]['createdAt'] as string)).toBe((await d.rpc.status(id)).status!.createdAt);
 
     const tableOut = await podnet(['sandboxes', ...state]);
     expect(tableOut.exitCode).toBe(0);
     const lines = String(tableOut.stdout).trimEnd().split('\n');
     expect(lines).toHaveLength(2);
-    expect(lines[0].split(/\s+/)).toEqual(['ID', 'POD', 'NAMESPACE', 'HANDLER', 'STATE', 'IPS', 'AGE']);
+    expect(lines[0].split(/\s+/)).toEqual(['ID', 'POD', 'NAMESPACE', 'HANDLER', 'DOOR', 'NETNS-OWNER', 'STATE', 'IPS', 'AGE']);
     const row = lines[1].split(/\s+/);
-    expect(row.slice(0, 6)).toEqual([id.slice(0, 13), cfg.metadata!.name, 'e2e', '-', 'ready', ip]);
-    expect(row[6]).toMatch(/^\d+[smh]$/);
+    expect(row.slice(0, 8)).toEqual([id.slice(0, 13), cfg.metadata!.name, 'e2e', '-', 'cri', 'podnet', 'ready', ip]);
+    expect(row[8]).toMatch(/^\d+[smh]$/);
 
     // inspect by a unique prefix: the whole record, the results and timings the daemon reports.
     const ins = await podnet(['inspect', id.slice(0, 12), ...state]);

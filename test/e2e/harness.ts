@@ -230,6 +230,13 @@ export interface DaemonOptions {
   cni?: Record<string, TomlValue>;
   /** Default <root>/run/podnet.sock. */
   socket?: string;
+  /** [cni_server] keys; the CNI door's socket defaults to <root>/run/cni/podnet-cni.sock. */
+  cniServer?: Record<string, TomlValue>;
+  /**
+   * Wraps the daemon's command line (e.g. a private containerd's mountNsCommand(), where its
+   * CNI_NETNS mounts exist). The wrapper must exec the daemon, so the pid stays the daemon's.
+   */
+  wrap?: (cmd: string, args: string[]) => [string, string[]];
   /** Default "30s". */
   pluginTimeout?: string;
   /** Default "info". */
@@ -373,6 +380,10 @@ export class Daemon {
   readonly logs: LogLine[] = [];
   /** Non-JSON stdout and all stderr. */
   stderr = '';
+  /** The CNI door's socket ([cni_server] socket). */
+  cniSocket = '';
+  /** Wraps the command line (DaemonOptions.wrap). */
+  wrap: ((cmd: string, args: string[]) => [string, string[]]) | undefined;
   private proc: ResultPromise | undefined;
   private exit: Promise<number> | undefined;
   private exited = true;
@@ -410,7 +421,8 @@ export class Daemon {
   /** Spawns the daemon and waits until it serves (log line "podnetd serving" and Version answers). */
   async spawn(): Promise<void> {
     assertBuilt();
-    const child = execa(process.execPath, [DAEMON_BIN, '--config', this.configFile], {
+    const [cmd, args] = this.wrap ? this.wrap(process.execPath, [DAEMON_BIN, '--config', this.configFile]) : [process.execPath, [DAEMON_BIN, '--config', this.configFile]];
+    const child = execa(cmd, args, {
       reject: false,
       buffer: false,
       stdin: 'ignore',
@@ -569,13 +581,17 @@ export async function prepareDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     plugin_timeout: opts.pluginTimeout ?? '30s',
     ...opts.cni,
   };
-  let text = `# written by test/e2e/harness.ts\n${tomlTable(top)}\n[cni]\n${tomlTable(cni)}`;
+  const cniServer: Record<string, TomlValue> = { socket: join(root, 'run', 'cni', 'podnet-cni.sock'), ...opts.cniServer };
+  let text = `# written by test/e2e/harness.ts\n${tomlTable(top)}\n[cni]\n${tomlTable(cni)}\n[cni_server]\n${tomlTable(cniServer)}`;
   for (const [name, table] of Object.entries(opts.runtimes ?? {})) {
     text += `\n[runtimes.${JSON.stringify(name)}]\n${tomlTable(table)}`;
   }
   const configFile = join(root, `podnetd-${randomHex(6)}.toml`);
   await writeFile(configFile, text);
-  return new Daemon(root, configFile, socket, confDir);
+  const d = new Daemon(root, configFile, socket, confDir);
+  d.cniSocket = String(cniServer['socket']);
+  if (opts.wrap) d.wrap = opts.wrap;
+  return d;
 }
 
 /** prepareDaemon + spawn; the daemon is disposed (pods stopped and removed, SIGTERM) at cleanup. */
