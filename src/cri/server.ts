@@ -16,10 +16,10 @@ import {
 import type { Logger } from 'pino';
 import { ImageServiceService, RuntimeServiceService } from '../gen/runtime/v1/api.js';
 import type { ContainerService } from './container-service.js';
-import { CRIError, invalidArgument, toCRIError, unimplemented } from './errors.js';
+import { CRIError, invalidArgument, toCRIError, toWireError, unimplemented } from './errors.js';
 import { serveContainerEvents, type SandboxEvents } from './events.js';
 import type { ImageInfoService } from './image-service.js';
-import { clip, MESSAGE_LIMIT, quote } from '../util/quote.js';
+import { clip, quote } from '../util/quote.js';
 import { lostMapKey, type LostKey } from './wire-keys.js';
 import type { RuntimeInfoService } from './runtime-service.js';
 import type { CallContext, SandboxService } from './sandbox-service.js';
@@ -126,9 +126,7 @@ function unary<Req, Res>(name: string, log: Logger, observe: RPCObserver | undef
           callback(null, res);
         },
         (err: unknown) => {
-          const mapped = toCRIError(err);
-          // Plugin and library errors can quote whole configs or results: the status stays small.
-          const e = new CRIError(mapped.code, clip(mapped.message, MESSAGE_LIMIT));
+          const e = toWireError(err);
           const durationMs = performance.now() - started;
           const level = e.code === status.INTERNAL || e.code === status.UNKNOWN ? 'error' : 'warn';
           log[level]({ ...fields, durationMs: Math.round(durationMs * 1000) / 1000, outcome: statusName(e.code), err: e.message }, name);
