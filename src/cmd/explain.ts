@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { CNIConfig } from '../cni/cni.js';
 import { errorMessage } from '../cni/errors.js';
 import { RawExec } from '../cni/exec.js';
+import { LOOPBACK_IFNAME } from '../cni/networks.js';
 import { defaultConfig, loadConfigFile, type DaemonConfig } from '../cri/config.js';
 import { toWireError } from '../cri/errors.js';
 import { podSetupRequest } from '../cri/run-pod-sandbox.js';
@@ -163,7 +164,7 @@ export async function explain(opts: ExplainOptions): Promise<ExplainReport> {
       network: a.network,
       ifName: a.ifName,
       ...(a.ref ? { ref: a.ref } : {}),
-      kind: a.ifName === 'lo' && list.name === 'cni-loopback' ? 'loopback' : a.secondary ? 'attachment' : 'cluster',
+      kind: a.ifName === LOOPBACK_IFNAME ? 'loopback' : a.secondary ? 'attachment' : 'cluster',
       cniVersion: list.cniVersion,
       cniArgs: (rt.args ?? []).map(([k, v]) => [k, v] as [string, string]),
       capabilityArgs: { ...(rt.capabilityArgs ?? {}) },

@@ -88,7 +88,7 @@ export interface SetupOutcome {
 export interface SetupPlan {
   /** The record setUp would write (phase creating; never stored). */
   record: Readonly<SandboxRecord>;
-  /** Each attachment in ADD order, with the config list and runtime conf its plugins are run with. */
+  /** Each attachment as the record lists it (loopback and the cluster network first, run in parallel unless setup_serially; then the extra ones in order), with the config list and runtime conf its plugins get. */
   attachments: ReadonlyArray<{ attachment: Readonly<AttachmentRecord>; list: NetworkConfigList; runtimeConf: RuntimeConf }>;
 }
 

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FAULT_PLUGIN_DIR, PLUGIN_DIRS, randomHex } from '../helpers/env.js';
 import { PodSandboxConfig } from '../../src/gen/runtime/v1/api.js';
 import type { ExplainPlan, ExplainRefusal, ExplainReport } from '../../src/cmd/explain.js';
-import { newRoot, podConfig, rpcError, startDaemon, testNetwork, expectNothingLeft, type Daemon } from './harness.js';
+import { listDir, newRoot, podConfig, rpcError, startDaemon, testNetwork, expectNothingLeft, type Daemon } from './harness.js';
 
 const PODNET = join(import.meta.dirname, '../../bin/podnet');
 const PLACEHOLDER_ID = '0'.repeat(64);
@@ -145,6 +145,12 @@ describe('podnet explain', () => {
     expect(eth0.plugins[0]!.stdin['runtimeConfig']).toMatchObject({ portMappings: [{ hostPort: 18080, containerPort: 8080, protocol: 'tcp', hostIP: '127.0.0.1' }], dns: { servers: ['10.96.0.10'] }, bandwidth: { ingressRate: 10_000_000 } });
     expect(p.networks[2]!.capabilityArgs).not.toHaveProperty('portMappings');
 
+    // Nothing was created: no namespace, no record, no cache entry, no plugin run.
+    expect(await listDir(s.d.netnsDir)).toEqual([]);
+    expect((await listDir(join(s.d.stateDir, 'sandboxes'))).filter((f) => f.startsWith(PLACEHOLDER_ID))).toEqual([]);
+    expect(await listDir(join(s.d.cacheDir, 'results'))).toEqual([]);
+    expect(await listDir(s.recDir)).toEqual([]);
+
     const id = await s.d.rpc.run(config);
     const netns = await s.d.rpc.netnsPath(id);
     const real = (v: string): string => v.replaceAll(PLACEHOLDER_ID, id).replace(PLACEHOLDER_NETNS, netns.slice(netns.lastIndexOf('/')));
@@ -226,5 +232,8 @@ describe('podnet explain', () => {
     expect(text.stdout).toContain(`net1: network "${s.nad}" (e2e/${s.nad}), attachment`);
     expect(text.stdout).toContain('CNI_IFNAME=net1');
     expect(text.stdout).toContain('(plus "prevResult": the ADD result of record-env)');
+    // A host-network pod (crictl's own fixture): recorded only, no network, no plugin.
+    const host = plan((await explain(s, await readFile(join(import.meta.dirname, '../fixtures/crictl/pod-configs/hostnet.json'), 'utf8'))).report);
+    expect([host.hostNetwork, host.netns, host.networks]).toEqual([true, '', []]);
   });
 });
