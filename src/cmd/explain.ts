@@ -13,6 +13,8 @@ import { LOOPBACK_IFNAME } from '../cni/networks.js';
 import { defaultConfig, loadConfigFile, type DaemonConfig } from '../cri/config.js';
 import { toWireError } from '../cri/errors.js';
 import { podSetupRequest } from '../cri/run-pod-sandbox.js';
+import { lostKeyError } from '../cri/server.js';
+import { isLostKey, type LostKey } from '../cri/wire-keys.js';
 import { NADStore } from '../engine/attachments.js';
 import { Engine } from '../engine/engine.js';
 import { NetworkManager } from '../engine/network-manager.js';
@@ -88,8 +90,26 @@ export interface ExplainRefusal {
 
 export type ExplainReport = ExplainPlan | ExplainRefusal;
 
+/** PodSandboxConfig's map fields (every segment one word: the same in snake_case and camelCase). */
+const MAP_FIELDS = [['labels'], ['annotations'], ['linux', 'sysctls'], ['linux', 'overhead', 'unified'], ['linux', 'resources', 'unified']];
+
+/**
+ * A map key crictl would send but the decoded message cannot hold: podnetd refuses such a
+ * request before decoding it into the config (server.ts), and so does explain, in its words.
+ */
+function lostKeyOf(doc: Record<string, unknown>): LostKey | undefined {
+  for (const path of MAP_FIELDS) {
+    let v: unknown = doc;
+    for (const seg of path) v = typeof v === 'object' && v !== null && Object.hasOwn(v, seg) ? (v as Record<string, unknown>)[seg] : undefined;
+    if (typeof v !== 'object' || v === null) continue;
+    const key = Object.keys(v).find(isLostKey);
+    if (key !== undefined) return { field: `config.${path.join('.')}`, key };
+  }
+  return undefined;
+}
+
 /** The pod config as crictl reads it: JSON or YAML, PodSandboxConfig in crictl's (snake_case) or protobuf JSON (camelCase) field names. */
-export async function readPodConfig(file: string): Promise<PodSandboxConfig> {
+export async function readPodConfig(file: string): Promise<{ config: PodSandboxConfig; lost?: LostKey }> {
   const text = await readFile(file, 'utf8');
   let doc: unknown;
   try {
@@ -102,8 +122,9 @@ export async function readPodConfig(file: string): Promise<PodSandboxConfig> {
     }
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error(`${file}: a pod config must be an object (a PodSandboxConfig)`);
+  const lost = lostKeyOf(doc as Record<string, unknown>);
   // What the daemon decodes from the wire: the same message, encoded and decoded.
-  return PodSandboxConfig.decode(PodSandboxConfig.encode(PodSandboxConfig.fromJSON(doc)).finish());
+  return { config: PodSandboxConfig.decode(PodSandboxConfig.encode(PodSandboxConfig.fromJSON(doc)).finish()), ...(lost ? { lost } : {}) };
 }
 
 /** The daemon's netns manager, but the path it hands out is the placeholder (a real one is random). */
@@ -121,7 +142,8 @@ function refusal(err: unknown): ExplainRefusal {
 /** Runs the daemon's resolution for one pod; a refusal is the status RunPodSandbox would return. */
 export async function explain(opts: ExplainOptions): Promise<ExplainReport> {
   const cfg: DaemonConfig = opts.configFile ? await loadConfigFile(opts.configFile) : defaultConfig();
-  const config = await readPodConfig(opts.podFile);
+  const { config, lost } = await readPodConfig(opts.podFile);
+  if (lost) return refusal(lostKeyError('RunPodSandbox', lost));
   const log = pino({ level: 'silent' });
   const cni = new CNIConfig({ path: cfg.cni.binDirs, cacheDir: cfg.cni.cacheDir, exec: new RawExec() });
   // The daemon's loading policy (broken files and lists with missing plugins skipped), without its watchers.

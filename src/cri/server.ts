@@ -80,6 +80,11 @@ function rawRequests<S extends ServiceDefinition>(service: S): S {
   return out as S;
 }
 
+/** The refusal of a request with a map key the decoded message would lose. */
+export function lostKeyError(rpc: string, lost: LostKey): CRIError {
+  return invalidArgument(`${rpc}: ${lost.field} key ${quote(lost.key)} is not allowed (not a label or annotation key, and a JavaScript object cannot hold it)`);
+}
+
 /** The request message of a call, decoded from its bytes; INVALID_ARGUMENT when it does not decode. */
 function decodeRequest(rpc: string, path: string, request: unknown): unknown {
   if (!(request instanceof RawRequest)) return request;
@@ -91,7 +96,7 @@ function decodeRequest(rpc: string, path: string, request: unknown): unknown {
   } catch (err) {
     throw invalidArgument(`${rpc}: the request is not a valid protobuf message (${clip(err instanceof Error ? err.message : String(err))})`);
   }
-  if (lost) throw invalidArgument(`${rpc}: ${lost.field} key ${quote(lost.key)} is not allowed (not a label or annotation key, and a JavaScript object cannot hold it)`);
+  if (lost) throw lostKeyError(rpc, lost);
   return decoded;
 }
 

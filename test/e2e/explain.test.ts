@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { stringify as toYaml } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FAULT_PLUGIN_DIR, PLUGIN_DIRS, randomHex } from '../helpers/env.js';
-import { PodSandboxConfig } from '../../src/gen/runtime/v1/api.js';
+import { PodSandboxConfig, RunPodSandboxRequest, RunPodSandboxResponse } from '../../src/gen/runtime/v1/api.js';
 import type { ExplainPlan, ExplainRefusal, ExplainReport } from '../../src/cmd/explain.js';
 import { listDir, newRoot, podConfig, rpcError, startDaemon, testNetwork, expectNothingLeft, type Daemon } from './harness.js';
 
@@ -192,6 +192,14 @@ describe('podnet explain', () => {
       expect([r.grpcCode, r.code, r.message], c.what).toEqual([err.code, status[err.code], err.details]);
     }
     expect(cases.map((c) => c.what)).toHaveLength(5);
+    // A label key the decoded message cannot hold: refused before decoding, by both.
+    const { file, config } = pod({});
+    const lostLabels = JSON.parse('{"__proto__": "x"}') as Record<string, string>;
+    const { report } = await explain(s, { ...file, labels: lostLabels });
+    const bytes = Buffer.from(RunPodSandboxRequest.encode({ config: { ...config, labels: lostLabels }, runtimeHandler: '' }).finish());
+    const err = await rpcError(s.d.rpc.raw('/runtime.v1.RuntimeService/RunPodSandbox', bytes, (b) => RunPodSandboxResponse.decode(b)));
+    expect(report).toEqual({ ok: false, code: 'INVALID_ARGUMENT', grpcCode: err.code, message: err.details });
+    expect(err.details).toContain('config.labels key "__proto__" is not allowed');
   });
 
   it('--runtime picks the handler\'s conf dir', async () => {
