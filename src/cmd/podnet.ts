@@ -11,6 +11,7 @@ import { networkStatus } from '../engine/network-status.js';
 import { SandboxStore, type SandboxRecord } from '../engine/store.js';
 import { cnitool, UsageError } from './cnitool.js';
 import { actionable, findLeaks, fixLeaks } from './doctor.js';
+import { explain, renderExplain } from './explain.js';
 
 const DEFAULTS = defaultConfig();
 
@@ -36,6 +37,12 @@ Daemon state (--state-dir DIR, default ${DEFAULTS.stateDir}):
                                (DEL from the cache, then remove); idle bridges are only listed
 
 Configs:
+  explain POD.json|POD.yaml    what RunPodSandbox would do with this pod config (crictl runp's file),
+    [--runtime HANDLER]        resolved from the daemon's config, conf dirs and attachments dir, with
+    [--config podnetd.toml]    nothing created or run: handler and conf dir, every network and its
+    [--check-plugins] [--json] interface, CNI_ARGS, capability args, each plugin's stdin and env; or
+                               the error it would return, with its gRPC code. --check-plugins runs
+                               VERSION of each plugin (never ADD). Exit 1 when the pod would fail
   validate [--conf-dir DIR]    load every config and every NetworkAttachmentDefinition, run VERSION
     [--attachments-dir DIR]    on each plugin, print a verdict per file (documents of other kinds
     [--cni-bin-dir DIRS]       are listed as skipped, with why)
@@ -164,6 +171,9 @@ async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       fix: { type: 'boolean', default: false },
       'netns-dir': { type: 'string', default: DEFAULTS.netnsDir },
+      runtime: { type: 'string', default: '' },
+      config: { type: 'string' },
+      'check-plugins': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     allowPositionals: true,
@@ -239,6 +249,12 @@ async function main(argv: string[]): Promise<number> {
       }
       for (const e of errors) process.stderr.write(`podnet doctor: ${e}\n`);
       return errors.length > 0 || (!values.fix && toFix.length > 0) ? 1 : 0;
+    }
+    case 'explain': {
+      if (positionals.length !== 1) throw new UsageError('explain takes one pod config file (JSON or YAML, as crictl runp)');
+      const report = await explain({ podFile: positionals[0]!, runtimeHandler: values.runtime, checkPlugins: values['check-plugins'], ...(values.config ? { configFile: values.config } : {}) });
+      process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : renderExplain(report));
+      return report.ok && report.problems.length === 0 ? 0 : 1;
     }
     case 'validate': {
       const { out, ok } = await validate(values['conf-dir'], values['attachments-dir'], values['cni-bin-dir'].split(':').filter(Boolean), values.json);

@@ -4,7 +4,7 @@ import { confListFromConfBytes } from './config.js';
 import { CACHE_KIND, ResultCache, type CachedAttachment } from './cache.js';
 import { ErrorCode, InvalidRequestError, MultiError, PluginError, pluginFailedPrefix, type ErrorSite, type Verb } from './errors.js';
 import { RawExec, type PluginExec } from './exec.js';
-import { execPlugin, getVersionInfo, type InvokeArgs, type PluginInfo } from './invoke.js';
+import { execPlugin, getVersionInfo, pluginEnv, type InvokeArgs, type PluginInfo } from './invoke.js';
 import { isObject, type JSONObject } from './json.js';
 import { convertResult, parseResult, type AnyResult } from './result.js';
 import { parseJSON } from './json.js';
@@ -340,6 +340,25 @@ export class CNIConfig {
   }
 
   /**
+   * The stdin and CNI_* environment one plugin of a chain is first run with for this attachment,
+   * exactly as runAttachmentPlugin builds them (a plugin that refuses the version is asked again
+   * in a negotiated one). `prev` is the previous plugin's result (ADD) or the cached one; without
+   * it the stdin has no prevResult. Side-effect free: `podnet explain` shows it.
+   */
+  pluginInvocation(verb: 'ADD' | 'DEL' | 'CHECK', list: NetworkConfigList, plugin: PluginConfig, rt: RuntimeConf, pluginPath = '', prev?: AnyResult): { stdin: Buffer; env: Record<string, string> } {
+    return { stdin: stdinBytes(this.attachmentStdin(list, plugin, this.sendVersion(list, pluginPath), prev, rt)), env: pluginEnv(this.attachmentArgs(verb, rt)) };
+  }
+
+  /** The version a plugin of the list is spoken to in: the list's, or one negotiated with that binary before. */
+  private sendVersion(list: NetworkConfigList, pluginPath: string): string {
+    return this.negotiated.get(`${pluginPath}\0${list.declaredVersion}`) ?? list.declaredVersion;
+  }
+
+  private attachmentArgs(verb: 'ADD' | 'DEL' | 'CHECK', rt: RuntimeConf): InvokeArgs {
+    return { verb, containerID: rt.containerID, netNS: rt.netNS, ifName: rt.ifName, cniArgs: formatCniArgs(rt.args), path: this.pathEnv() };
+  }
+
+  /**
    * `version` is what the plugin is spoken to in: the list's (as libcni selected it), or one
    * negotiated down to. prevResult goes as it is (libcni passes a plugin's answer on unconverted,
    * in whatever version it came), except down-converted for a plugin we negotiated with.
@@ -370,15 +389,8 @@ export class CNIConfig {
     signal: AbortSignal | undefined,
   ): Promise<AnyResult | undefined> {
     const pluginPath = await this.findListPlugin(siteOf(list, plugin, verb));
-    const args: InvokeArgs = {
-      verb,
-      containerID: rt.containerID,
-      netNS: rt.netNS,
-      ifName: rt.ifName,
-      cniArgs: formatCniArgs(rt.args),
-      path: this.pathEnv(),
-    };
-    let version: string = this.negotiated.get(`${pluginPath}\0${list.declaredVersion}`) ?? list.declaredVersion;
+    const args = this.attachmentArgs(verb, rt);
+    let version = this.sendVersion(list, pluginPath);
     let out: unknown;
     try {
       out = await this.runPlugin(verb, list, plugin, this.attachmentStdin(list, plugin, version, prev, rt), args, signal, pluginPath);
@@ -419,7 +431,7 @@ export class CNIConfig {
     const report = (error?: Error): void =>
       this.observer?.({ network: site.network, plugin: site.plugin, verb, containerID: args.containerID ?? '', ifName: args.ifName ?? '', durationMs: performance.now() - started, ...(error ? { error } : {}) });
     try {
-      const out = await execPlugin(this.exec, pluginPath, site, Buffer.from(JSON.stringify(stdin)), args, signal);
+      const out = await execPlugin(this.exec, pluginPath, site, stdinBytes(stdin), args, signal);
       report();
       if (out.stderr) this.stderrReporter(site, args)(out.stderr);
       return out.stdout;
@@ -430,6 +442,11 @@ export class CNIConfig {
       throw err;
     }
   }
+}
+
+/** What a plugin reads on stdin. */
+function stdinBytes(stdin: Stdin): Buffer {
+  return Buffer.from(JSON.stringify(stdin));
 }
 
 /** Where a plugin of a list runs, for errors. */

@@ -1,6 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { ErrorCode } from '../cni/errors.js';
 import { toEngineError, type EngineError, type EngineErrorKind } from '../engine/errors.js';
+import { clip, MESSAGE_LIMIT } from '../util/quote.js';
 
 /** An error with the gRPC status the client should see. */
 export class CRIError extends Error {
@@ -47,4 +48,10 @@ export function toCRIError(err: unknown, context?: string): CRIError {
   if (err instanceof CRIError) return err;
   const e = toEngineError(err, context);
   return new CRIError(codeOf(e), e.message);
+}
+
+/** What a client gets over the socket: the mapped status, its message bounded (plugin and library errors can quote whole configs). */
+export function toWireError(err: unknown): CRIError {
+  const mapped = toCRIError(err);
+  return new CRIError(mapped.code, clip(mapped.message, MESSAGE_LIMIT));
 }

@@ -16,10 +16,10 @@ import {
 import type { Logger } from 'pino';
 import { ImageServiceService, RuntimeServiceService } from '../gen/runtime/v1/api.js';
 import type { ContainerService } from './container-service.js';
-import { CRIError, invalidArgument, toCRIError, unimplemented } from './errors.js';
+import { CRIError, invalidArgument, toCRIError, toWireError, unimplemented } from './errors.js';
 import { serveContainerEvents, type SandboxEvents } from './events.js';
 import type { ImageInfoService } from './image-service.js';
-import { clip, MESSAGE_LIMIT, quote } from '../util/quote.js';
+import { clip, quote } from '../util/quote.js';
 import { lostMapKey, type LostKey } from './wire-keys.js';
 import type { RuntimeInfoService } from './runtime-service.js';
 import type { CallContext, SandboxService } from './sandbox-service.js';
@@ -80,6 +80,11 @@ function rawRequests<S extends ServiceDefinition>(service: S): S {
   return out as S;
 }
 
+/** The refusal of a request with a map key the decoded message would lose. */
+export function lostKeyError(rpc: string, lost: LostKey): CRIError {
+  return invalidArgument(`${rpc}: ${lost.field} key ${quote(lost.key)} is not allowed (not a label or annotation key, and a JavaScript object cannot hold it)`);
+}
+
 /** The request message of a call, decoded from its bytes; INVALID_ARGUMENT when it does not decode. */
 function decodeRequest(rpc: string, path: string, request: unknown): unknown {
   if (!(request instanceof RawRequest)) return request;
@@ -91,7 +96,7 @@ function decodeRequest(rpc: string, path: string, request: unknown): unknown {
   } catch (err) {
     throw invalidArgument(`${rpc}: the request is not a valid protobuf message (${clip(err instanceof Error ? err.message : String(err))})`);
   }
-  if (lost) throw invalidArgument(`${rpc}: ${lost.field} key ${quote(lost.key)} is not allowed (not a label or annotation key, and a JavaScript object cannot hold it)`);
+  if (lost) throw lostKeyError(rpc, lost);
   return decoded;
 }
 
@@ -126,9 +131,7 @@ function unary<Req, Res>(name: string, log: Logger, observe: RPCObserver | undef
           callback(null, res);
         },
         (err: unknown) => {
-          const mapped = toCRIError(err);
-          // Plugin and library errors can quote whole configs or results: the status stays small.
-          const e = new CRIError(mapped.code, clip(mapped.message, MESSAGE_LIMIT));
+          const e = toWireError(err);
           const durationMs = performance.now() - started;
           const level = e.code === status.INTERNAL || e.code === status.UNKNOWN ? 'error' : 'warn';
           log[level]({ ...fields, durationMs: Math.round(durationMs * 1000) / 1000, outcome: statusName(e.code), err: e.message }, name);

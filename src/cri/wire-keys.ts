@@ -32,6 +32,11 @@ function requestType(path: string): protobuf.Type | undefined {
   return service.methods[m[2]]?.resolvedRequestType ?? undefined;
 }
 
+/** Whether a map key is one the decoded object cannot hold (see LOST_KEYS). */
+export function isLostKey(key: string): boolean {
+  return LOST_KEYS.has(key);
+}
+
 export interface LostKey {
   /** The map field's path, e.g. "config.labels". */
   field: string;

@@ -38,6 +38,7 @@ import type {
   PodNetworkEngine,
   RecoveryReport,
   SetupOutcome,
+  SetupPlan,
   SetupRequest,
   TeardownOptions,
 } from './types.js';
@@ -152,12 +153,7 @@ export class Engine implements PodNetworkEngine {
     try {
       await this.recovered();
       // 1. Everything is checked and resolved before anything exists.
-      checkSetupRequest(req);
-      const clusterIfName = req.clusterIfName ?? DEFAULT_IFNAME;
-      const attachments = req.hostNetwork ? [] : await this.resolvePodNetworks(req, clusterIfName);
-      if (!req.hostNetwork && req.netns.owner === 'runtime' && !(await this.netns.exists(req.netns.path))) {
-        throw invalidArgument(`network namespace ${req.netns.path} does not exist (or is not a network namespace)`);
-      }
+      const { attachments, clusterIfName } = await this.resolveSetup(req);
       const run = (): Promise<SetupOutcome> =>
         this.locks.run(req.id, async () => {
           // 2. One record per id.
@@ -187,6 +183,35 @@ export class Engine implements PodNetworkEngine {
     } catch (err) {
       throw toEngineError(err);
     }
+  }
+
+  /**
+   * What setUp would do, resolved by setUp's own code and with no side effect (no record, no
+   * namespace, no plugin): the record it would write and what each attachment's plugins get.
+   * `podnet explain` shows it; the namespace path is the one `netns.newPath()` hands out.
+   */
+  async plan(req: SetupRequest): Promise<SetupPlan> {
+    try {
+      const { attachments, clusterIfName } = await this.resolveSetup(req);
+      const record = this.newRecord(req, attachments, clusterIfName);
+      return {
+        record,
+        attachments: record.attachments.map((a) => ({ attachment: a, list: attachmentList(record, a), runtimeConf: this.runtimeConf(record, a, record.netnsPath) })),
+      };
+    } catch (err) {
+      throw toEngineError(err);
+    }
+  }
+
+  /** Step 1 of a setup: the request checked and every network resolved, before anything exists. */
+  private async resolveSetup(req: SetupRequest): Promise<{ attachments: AttachmentRecord[]; clusterIfName: string }> {
+    checkSetupRequest(req);
+    const clusterIfName = req.clusterIfName ?? DEFAULT_IFNAME;
+    const attachments = req.hostNetwork ? [] : await this.resolvePodNetworks(req, clusterIfName);
+    if (!req.hostNetwork && req.netns.owner === 'runtime' && !(await this.netns.exists(req.netns.path))) {
+      throw invalidArgument(`network namespace ${req.netns.path} does not exist (or is not a network namespace)`);
+    }
+    return { attachments, clusterIfName };
   }
 
   /** The networks the selector names, ready for a pod. */

@@ -2,10 +2,12 @@
 // it, in pod-network terms. Nothing here knows gRPC or CNI's wire format; errors are EngineErrors
 // (./errors.ts), which each door maps to its own codes once.
 import type { BandWidth, DNSCapability, PortMapping } from '../cni/networks.js';
+import type { NetworkConfigList } from '../cni/config.js';
 import type { Result } from '../cni/result.js';
+import type { RuntimeConf } from '../cni/runtime-conf.js';
 import type { GCReport } from './gc.js';
 import type { NetworkStatus } from './network-manager.js';
-import type { SandboxRecord } from './store.js';
+import type { AttachmentRecord, SandboxRecord } from './store.js';
 
 /** The cluster network's interface unless a door names another (and cnitool's CNI_IFNAME default). */
 export const DEFAULT_IFNAME = 'eth0';
@@ -80,6 +82,14 @@ export interface SetupOutcome {
   record: Readonly<SandboxRecord>;
   /** The cluster network's result in current CNI form (what a CNI ADD answers); undefined for host-network pods. */
   result: Result | undefined;
+}
+
+/** What a setUp would do, with nothing created (Engine.plan, for `podnet explain`). */
+export interface SetupPlan {
+  /** The record setUp would write (phase creating; never stored). */
+  record: Readonly<SandboxRecord>;
+  /** Each attachment as the record lists it (loopback and the cluster network first, run in parallel unless setup_serially; then the extra ones in order), with the config list and runtime conf its plugins get. */
+  attachments: ReadonlyArray<{ attachment: Readonly<AttachmentRecord>; list: NetworkConfigList; runtimeConf: RuntimeConf }>;
 }
 
 export interface TeardownOptions {
