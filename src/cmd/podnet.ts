@@ -252,7 +252,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'explain': {
       if (positionals.length !== 1) throw new UsageError('explain takes one pod config file (JSON or YAML, as crictl runp)');
-      const report = await explain({ podFile: positionals[0]!, runtimeHandler: values.runtime, checkPlugins: values['check-plugins'], ...(values.config ? { configFile: values.config } : {}) });
+      const report = await explain({ podFile: positionals[0], runtimeHandler: values.runtime, checkPlugins: values['check-plugins'], ...(values.config ? { configFile: values.config } : {}) });
       process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : renderExplain(report));
       return report.ok && report.problems.length === 0 ? 0 : 1;
     }

@@ -120,7 +120,7 @@ async function recordedAdds(recDir: string): Promise<Map<string, { env: Record<s
         .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
     ) as Record<string, string>;
     if (env['CNI_COMMAND'] !== 'ADD') continue;
-    out.set(env['CNI_IFNAME']!, { env, stdin: await readFile(join(recDir, f.replace(/\.env$/, '.stdin')), 'utf8') });
+    out.set(env['CNI_IFNAME'], { env, stdin: await readFile(join(recDir, f.replace(/\.env$/, '.stdin')), 'utf8') });
   }
   return out;
 }
@@ -140,10 +140,10 @@ describe('podnet explain', () => {
       ['eth0', s.clusterNet, 'cluster', undefined],
       ['net1', s.nad, 'attachment', `e2e/${s.nad}`],
     ]);
-    const eth0 = p.networks[1]!;
+    const eth0 = p.networks[1];
     expect(eth0.plugins.map((x) => [x.type, x.prevResultFrom])).toEqual([['record-env', null], ['bridge', 'record-env']]);
-    expect(eth0.plugins[0]!.stdin['runtimeConfig']).toMatchObject({ portMappings: [{ hostPort: 18080, containerPort: 8080, protocol: 'tcp', hostIP: '127.0.0.1' }], dns: { servers: ['10.96.0.10'] }, bandwidth: { ingressRate: 10_000_000 } });
-    expect(p.networks[2]!.capabilityArgs).not.toHaveProperty('portMappings');
+    expect(eth0.plugins[0].stdin['runtimeConfig']).toMatchObject({ portMappings: [{ hostPort: 18080, containerPort: 8080, protocol: 'tcp', hostIP: '127.0.0.1' }], dns: { servers: ['10.96.0.10'] }, bandwidth: { ingressRate: 10_000_000 } });
+    expect(p.networks[2].capabilityArgs).not.toHaveProperty('portMappings');
 
     // Nothing was created: no namespace, no record, no cache entry, no plugin run.
     expect(await listDir(s.d.netnsDir)).toEqual([]);
@@ -157,7 +157,7 @@ describe('podnet explain', () => {
     const recorded = await recordedAdds(s.recDir);
     expect([...recorded.keys()].sort()).toEqual(['eth0', 'net1']);
     for (const ifName of ['eth0', 'net1']) {
-      const predicted = p.networks.find((n) => n.ifName === ifName)!.plugins[0]!;
+      const predicted = p.networks.find((n) => n.ifName === ifName)!.plugins[0];
       const got = recorded.get(ifName)!;
       expect(got.env, ifName).toEqual(Object.fromEntries(Object.entries(predicted.env).map(([k, v]) => [k, real(v)])));
       expect(got.env['CNI_NETNS']).toBe(netns);
@@ -209,7 +209,7 @@ describe('podnet explain', () => {
     expect(p.runtimeHandler).toMatchObject({ requested: 'fast', name: 'fast', confDir: s.fastConfDir });
     expect(p.networks.map((n) => [n.ifName, n.network])).toEqual([['lo', 'cni-loopback'], ['eth0', s.fastNet]]);
     const dflt = plan((await explain(s, file)).report);
-    expect(dflt.networks[1]!.network).toBe(s.clusterNet);
+    expect(dflt.networks[1].network).toBe(s.clusterNet);
   });
 
   it('--check-plugins runs VERSION of each plugin and reports a missing one; RunPodSandbox fails on it too', async () => {
@@ -218,8 +218,8 @@ describe('podnet explain', () => {
     const { exitCode, report } = await explain(s, file, ['--check-plugins']);
     expect(exitCode).toBe(1);
     const p = plan(report);
-    expect(p.networks[1]!.plugins.map((x) => [x.type, x.supportedVersions?.includes('1.0.0')])).toEqual([['record-env', true], ['bridge', true]]);
-    const missing = p.networks.find((n) => n.ifName === 'net1')!.plugins[0]!;
+    expect(p.networks[1].plugins.map((x) => [x.type, x.supportedVersions?.includes('1.0.0')])).toEqual([['record-env', true], ['bridge', true]]);
+    const missing = p.networks.find((n) => n.ifName === 'net1')!.plugins[0];
     expect(missing.path).toBeNull();
     expect(missing.problems).toEqual([`failed to find plugin "no-such-plugin-podnet" in path [${join(s.root, 'bin')} ${PLUGIN_DIRS.join(' ')}]`]);
     expect(p.problems).toHaveLength(1);
