@@ -22,6 +22,7 @@ import {
 } from './attachments.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, toEngineError } from './errors.js';
 import { collectGarbage, type GCReport } from './gc.js';
+import { Hotplug } from './hotplug.js';
 import { KeyedMutex, Semaphore, SharedExclusiveLock } from './locks.js';
 import type { NetworkManager, NetworkStatus } from './network-manager.js';
 import { selectPodIPs } from './network-status.js';
@@ -29,7 +30,11 @@ import { neverAdded, recordAddProgress } from './rollback.js';
 import { NetnsLedger, SandboxStore, StoreError, type AttachmentRecord, type PluginTiming, type SandboxRecord } from './store.js';
 import { DEFAULT_IFNAME } from './types.js';
 import type {
+  AttachOutcome,
+  AttachSelection,
   Door,
+  HotplugEngine,
+  NetworkStatusEntry,
   EngineConfig,
   EngineObserver,
   SandboxStep,
@@ -103,7 +108,7 @@ async function nsenterPath(): Promise<string> {
  * rollback, per-sandbox and GC locks, recovery and GC. Both doors call it; it speaks pod-network
  * terms and throws EngineErrors only.
  */
-export class Engine implements PodNetworkEngine {
+export class Engine implements PodNetworkEngine, HotplugEngine {
   private readonly cfg: EngineConfig;
   private readonly store: SandboxStore;
   private readonly ledger: NetnsLedger;
@@ -120,6 +125,7 @@ export class Engine implements PodNetworkEngine {
   private readonly timings = new Map<string, PluginTiming[]>();
   /** Set while recover() runs: a door's request that arrives meanwhile waits for it. */
   private recovering: Promise<unknown> | undefined;
+  private readonly hotplug: Hotplug;
 
   constructor(deps: EngineDeps) {
     this.cfg = deps.cfg;
@@ -132,6 +138,33 @@ export class Engine implements PodNetworkEngine {
     this.log = deps.log;
     this.observer = deps.observer ?? {};
     this.setupSlots = new Semaphore(deps.cfg.maxConcurrentSetups);
+    this.hotplug = new Hotplug({
+      cfg: this.cfg,
+      store: this.store,
+      nads: this.nads,
+      networks: this.networks,
+      log: this.log,
+      observer: this.observer,
+      locked: (id, fn) => this.locks.run(id, () => this.networkWork(fn)),
+      recovered: () => this.recovered(),
+      list: attachmentList,
+      runtimeConf: (rec, a, netNS) => this.runtimeConf(rec, a, netNS),
+      moveDefaultRoute: (rec, a, summary, signal) => this.moveDefaultRoute(rec, a, summary, signal),
+    });
+  }
+
+  // ---- hot-plug (hotplug.ts) ------------------------------------------------------------------
+
+  attach(id: string, selection: AttachSelection, signal: AbortSignal): Promise<AttachOutcome> {
+    return this.hotplug.attach(id, selection, signal);
+  }
+
+  detach(id: string, ifName: string, signal: AbortSignal): Promise<void> {
+    return this.hotplug.detach(id, ifName, signal);
+  }
+
+  listNetworks(id: string): NetworkStatusEntry[] {
+    return this.hotplug.listNetworks(id);
   }
 
   /** Wired to the CNI library's observer: keeps per-plugin timings for the sandbox's record. */
@@ -471,6 +504,7 @@ export class Engine implements PodNetworkEngine {
     rec.ips = [];
     delete rec.lastError;
     delete rec.teardownPending;
+    Hotplug.forgetRemoved(rec);
     await this.store.put(rec);
     this.step('stopped', rec);
   }
@@ -564,7 +598,7 @@ export class Engine implements PodNetworkEngine {
     const { records, corrupt } = await this.store.load();
     // Plugins of a daemon that was killed may still be running ADD/DEL for these sandboxes; they
     // must be gone before we DEL, or an ADD finishing afterwards would leak its IP.
-    const unfinished = new Set(records.filter((r) => r.phase === 'creating' || r.phase === 'stopping').map((r) => r.id));
+    const unfinished = new Set(records.filter((r) => r.phase === 'creating' || r.phase === 'stopping' || this.hotplug.hasPending(r)).map((r) => r.id));
     const killed = await killPluginProcesses(unfinished);
     await this.ledger.removeTempFiles();
     await this.networks.cni.cache.removeTempFiles();
@@ -590,6 +624,10 @@ export class Engine implements PodNetworkEngine {
           rec.teardownPending = true;
           await this.store.put(rec);
           log.warn('network namespace is gone; sandbox marked notready');
+        } else if (rec.phase === 'ready' && this.hotplug.hasPending(rec)) {
+          finished++;
+          await this.hotplug.recover(rec);
+          log.info('recovered: finished or undid an interrupted attach or detach');
         }
       }),
     );
@@ -644,6 +682,10 @@ export class Engine implements PodNetworkEngine {
       } catch (err) {
         this.log.warn({ sandbox: rec.id, err: (err as Error).message }, 'retried a failed teardown: still failing; will retry');
       }
+    }
+    // So is a hot-plug removal of a ready pod whose DEL failed.
+    for (const rec of this.list(req.door ? { door: req.door } : {})) {
+      if (rec.phase === 'ready' && this.hotplug.hasPending(rec)) await this.hotplug.retry(rec.id).catch(() => undefined);
     }
     const report = await this.gcLock.runExclusive(() => collectGarbage(this.networks.cni, this.networks, this, this.log, req.door));
     return { ...report, releasedSandboxes: released.length, errors: [...errors, ...report.errors] };
