@@ -49,7 +49,7 @@ gen: $(NODE_DEPS)
 	protoc --plugin=protoc-gen-ts_proto=./node_modules/.bin/protoc-gen-ts_proto \
 	  --ts_proto_out=src/gen \
 	  --ts_proto_opt=outputServices=grpc-js,env=node,esModuleInterop=true,importSuffix=.js,useOptionals=none,forceLong=bigint,oneof=unions-value \
-	  -I proto proto/runtime/v1/api.proto
+	  -I proto proto/runtime/v1/api.proto proto/podnet/v1/podnetworks.proto
 
 test: deps build typecheck
 	./node_modules/.bin/vitest run

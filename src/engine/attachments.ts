@@ -75,15 +75,22 @@ function checkIfName(v: string, item: string, annotation = NETWORKS_ANNOTATION):
   }
 }
 
+/** `[namespace/]name[@ifname]` split into its parts, unchecked; undefined when it is not of that form. */
+export function splitShortForm(item: string): { namespace?: string; name: string; interface?: string } | undefined {
+  const m = /^(?:([^/@]+)\/)?([^/@]+)(?:@(.+))?$/.exec(item);
+  if (!m) return undefined;
+  return { ...(m[1] !== undefined ? { namespace: m[1] } : {}), name: m[2]!, ...(m[3] !== undefined ? { interface: m[3] } : {}) };
+}
+
 /** `[namespace/]name[@ifname]` */
 function parseShort(item: string, podNamespace: string, annotation = NETWORKS_ANNOTATION): NetworkSelection {
-  const m = /^(?:([^/@]+)\/)?([^/@]+)(?:@(.+))?$/.exec(item);
+  const m = splitShortForm(item);
   if (!m) throw refuse(`${quote(item)} is not of the form [namespace/]name[@interface]`, annotation);
-  const namespace = m[1] ?? podNamespace;
+  const namespace = m.namespace ?? podNamespace;
   checkLabel('namespace', namespace, item, annotation);
-  checkLabel('name', m[2]!, item, annotation);
-  if (m[3] !== undefined) checkIfName(m[3], item, annotation);
-  return { name: m[2]!, namespace, ...(m[3] !== undefined ? { interface: m[3] } : {}), source: item };
+  checkLabel('name', m.name, item, annotation);
+  if (m.interface !== undefined) checkIfName(m.interface, item, annotation);
+  return { name: m.name, namespace, ...(m.interface !== undefined ? { interface: m.interface } : {}), source: item };
 }
 
 /**
