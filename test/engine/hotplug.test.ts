@@ -16,6 +16,12 @@ import { NetnsLedger, SandboxStore, type SandboxRecord } from '../../src/engine/
 import type { EngineObserver, SetupRequest } from '../../src/engine/types.js';
 import { NetnsManager } from '../../src/netns/netns.js';
 import { InlineSpawner } from '../../src/spawner/spawner.js';
+import type { DelegateCall } from '../../src/cnidoor/backend.js';
+import { delegateAdd, delegateDel } from '../../src/cnidoor/delegate.js';
+import { CNIDoorServer } from '../../src/cnidoor/server.js';
+import { b64, http } from '../cnidoor/door.js';
+import { RecordingBackend } from '../cnidoor/recording-backend.js';
+import type { Result } from '../../src/cni/result.js';
 import {
   Cleanup,
   TEST_PLUGIN_PATH,
@@ -397,5 +403,55 @@ describe('racing Stop', () => {
     expect(rec.lastError).toBeUndefined();
     expect(rec.attachments.filter((a) => a.phase === 'adding' || a.phase === 'removing')).toEqual([]);
     expect(await linkExists(undefined, parent)).toBe(true);
+  });
+});
+
+describe('/delegate of the CNI door (multus-dynamic-networks-controller)', () => {
+  it('ADD attaches the call\'s network with its interfaceAttributes, DEL detaches it; errors are CNI codes', async () => {
+    const engine = await newEngine();
+    const p = await readyPod(engine);
+    // The door's protocol server with a backend whose delegate calls are ours.
+    const backend = new (class extends RecordingBackend {
+      override delegateAdd(call: DelegateCall, sig: AbortSignal): Promise<Result> {
+        return delegateAdd(engine, call, sig);
+      }
+      override delegateDel(call: DelegateCall, sig: AbortSignal): Promise<void> {
+        return delegateDel(engine, call, sig);
+      }
+    })();
+    const server = new CNIDoorServer({ backend, log });
+    const socket = join(root, `door-${randomHex(4)}.sock`);
+    await server.listen(socket);
+    cleanup.push(() => server.close(), 'close the CNI door');
+    const env = (command: string, over: Record<string, string> = {}) => ({
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: p.id,
+      CNI_NETNS: p.ns,
+      CNI_IFNAME: 'dyn1',
+      CNI_ARGS: 'K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web;K8S_POD_UID=u-1',
+      ...over,
+    });
+    const macvlan = { cniVersion: '1.0.0', name: net.mv.name, type: 'macvlan', master: parent, mode: 'bridge', ipam: hostLocalIpam(net.mv.subnet, dataDir) };
+    const r = await http(socket, 'POST', '/delegate', { env: env('ADD'), config: b64(macvlan), interfaceAttributes: { 'cni-args': { foo: 'bar' } } });
+    expect(r.status, r.body).toBe(200);
+    const result = (JSON.parse(r.body) as { Result: Result }).Result;
+    expect(result.interfaces?.some((i) => i.name === 'dyn1')).toBe(true);
+    expect(await links(p.ns)).toEqual(['dyn1', 'eth0', 'lo']);
+    expect(engine.listNetworks(p.id).map((e) => e.interface)).toEqual(['eth0', 'dyn1']);
+    expect((await onDisk(p.id)).attachments.find((a) => a.ifName === 'dyn1')?.cniArgs).toEqual([['foo', 'bar']]);
+    const codeOf = async (body: unknown) => (JSON.parse((await http(socket, 'POST', '/delegate', body)).body) as { code: number; msg: string });
+    // A taken interface, a capability the config lacks, an unknown pod, another namespace.
+    expect((await codeOf({ env: env('ADD'), config: b64(macvlan) })).code).toBe(11);
+    expect(await codeOf({ env: env('ADD', { CNI_IFNAME: 'dyn2' }), config: b64(macvlan), interfaceAttributes: { mac: '02:00:00:00:00:09' } })).toMatchObject({ code: 7, msg: expect.stringContaining('"mac" capability') as unknown });
+    expect((await codeOf({ env: env('ADD', { CNI_CONTAINERID: 'nope' }), config: b64(macvlan) })).code).toBe(3);
+    expect((await codeOf({ env: env('ADD', { CNI_NETNS: '/var/run/netns/other' }), config: b64(macvlan) })).code).toBe(4);
+    const del = await http(socket, 'POST', '/delegate', { env: env('DEL'), config: b64(macvlan) });
+    expect(del.status, del.body).toBe(200);
+    expect(await links(p.ns)).toEqual(['eth0', 'lo']);
+    expect(await allocs(net.mv.name)).toEqual([]);
+    // DEL is idempotent, and never takes the cluster network.
+    expect((await http(socket, 'POST', '/delegate', { env: env('DEL'), config: b64(macvlan) })).status).toBe(200);
+    expect((await codeOf({ env: env('DEL', { CNI_IFNAME: 'eth0' }), config: b64(macvlan) })).code).toBe(11);
+    expect(engine.get(p.id)!.phase).toBe('ready');
   });
 });
