@@ -16,8 +16,9 @@ import {
   type ListNetworksResponse,
 } from '../../src/gen/podnet/v1/podnetworks.js';
 import type { SandboxRecord } from '../../src/engine/store.js';
-import { TEST_PLUGIN_PATH, createParentLink, delHostLink, linkExists, nsExec, pidAlive, randomHex, shOk, uniqueSubnet, waitFor } from '../helpers/env.js';
-import { REPO_ROOT, expectNothingLeft, listDir, newRoot, onCleanup, podConfig, startDaemon, testNetwork, uniqueBridge, type Daemon } from './harness.js';
+import { PodSandboxStatsRequest } from '../../src/gen/runtime/v1/api.js';
+import { TEST_PLUGIN_PATH, createParentLink, freeHostPort, delHostLink, linkExists, nsExec, pidAlive, randomHex, shOk, uniqueSubnet, waitFor } from '../helpers/env.js';
+import { REPO_ROOT, expectNothingLeft, listDir, newRoot, onCleanup, podConfig, startDaemon, testNetwork, uniqueBridge, type Daemon, type DaemonOptions } from './harness.js';
 
 const PODNET = join(REPO_ROOT, 'bin', 'podnet');
 const IPV4_RE = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
@@ -64,7 +65,7 @@ function nad(name: string, config: Record<string, unknown>): string {
 }
 
 /** A daemon with a cluster bridge network and NADs: a bridge (storage), a macvlan (fast), a bridge whose chain can hang (slow). */
-async function hotplugDaemon() {
+async function hotplugDaemon(top: DaemonOptions['top'] = {}) {
   const root = await newRoot();
   const cluster = testNetwork(root);
   const ipam = join(root, 'ipam');
@@ -92,7 +93,7 @@ async function hotplugDaemon() {
       ],
     }),
   );
-  const d = await startDaemon({ root, confFiles: { '10-e2e.conflist': cluster.text }, cni: { bin_dirs: [...TEST_PLUGIN_PATH] } });
+  const d = await startDaemon({ root, confFiles: { '10-e2e.conflist': cluster.text }, cni: { bin_dirs: [...TEST_PLUGIN_PATH] }, top });
   const allocs = async (name: string) => (await listDir(join(ipam, name))).filter((n) => IPV4_RE.test(n));
   return { d, root, storage, fast, slow, hangAdd, hangDel, allocs };
 }
@@ -132,9 +133,13 @@ describe('podnet.v1.PodNetworks over the socket', () => {
     const info = await d.rpc.statusInfo(a);
     expect((info['network-status'] as Array<{ interface: string }>).map((n) => n.interface)).toEqual(['eth0', 'net1', 'fast0']);
     expect(mvA.status!.ips[0]!.startsWith(`${fast.subnet.prefix}.`)).toBe(true);
+    // So do the sandbox's network stats (read inside its namespace).
+    const statsOf = async () => (await d.rpc.call('podSandboxStats', PodSandboxStatsRequest.fromPartial({ podSandboxId: a }))).stats!.linux!.network!.interfaces.map((i) => i.name);
+    expect(await statsOf()).toEqual(['eth0', 'net1', 'fast0']);
     await api.detach(a, 'net1');
     await api.detach(a, 'fast0');
     await api.detach(b, 'net1');
+    expect(await statsOf()).toEqual(['eth0']);
     expect(await links(nsA)).toEqual(['eth0', 'lo']);
     expect(await links(nsB)).toEqual(['eth0', 'lo']);
     expect(await allocs(storage.name)).toEqual([]);
@@ -143,7 +148,8 @@ describe('podnet.v1.PodNetworks over the socket', () => {
   });
 
   it('every refusal has its code: INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION', async () => {
-    const { d, storage, allocs } = await hotplugDaemon();
+    const port = await freeHostPort();
+    const { d, storage, allocs } = await hotplugDaemon({ metrics_address: `127.0.0.1:${port}` });
     const api = podNetworks(d);
     const id = await d.rpc.run(podConfig());
     const cases: Array<[() => Promise<unknown>, status, string]> = [
@@ -176,6 +182,11 @@ describe('podnet.v1.PodNetworks over the socket', () => {
     expect(stopped.message).toContain('notready');
     // Stop took the hot-plugged attachment down with the rest.
     expect(await allocs(storage.name)).toEqual([]);
+    // Counted by outcome.
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/podnet_network_hotplug_total\{door="cri",op="attach",outcome="ok"\} 2/);
+    expect(metrics).toMatch(/podnet_network_hotplug_total\{door="cri",op="attach",outcome="invalid-request"\} 6/);
+    expect(metrics).toMatch(/podnet_network_hotplug_total\{door="cri",op="detach",outcome="failed-precondition"\} 1/);
   });
 });
 
@@ -193,6 +204,9 @@ describe('the CLI', () => {
     const listed = await podnet('networks', id);
     expect(listed.exitCode).toBe(0);
     expect((JSON.parse(listed.stdout) as Array<{ interface: string }>).map((n) => n.interface)).toEqual(['eth0', 'stor0']);
+    // network-status reads the record: the same live set.
+    const fromRecord = await execa(PODNET, ['network-status', id, '--state-dir', d.stateDir], { reject: false });
+    expect(JSON.parse(fromRecord.stdout)).toEqual(JSON.parse(listed.stdout));
     const fast = await podnet('attach', id, 'fast', '--mac', '02:00:00:00:00:01');
     expect(fast.exitCode).toBe(1);
     expect(fast.stderr).toContain('"mac" capability');
