@@ -25,7 +25,7 @@ import { collectGarbage, type GCReport } from './gc.js';
 import { Hotplug } from './hotplug.js';
 import { KeyedMutex, Semaphore, SharedExclusiveLock } from './locks.js';
 import type { NetworkManager, NetworkStatus } from './network-manager.js';
-import { selectPodIPs } from './network-status.js';
+import { liveAttachments, selectPodIPs } from './network-status.js';
 import { neverAdded, recordAddProgress } from './rollback.js';
 import { NetnsLedger, SandboxStore, StoreError, type AttachmentRecord, type PluginTiming, type SandboxRecord } from './store.js';
 import { DEFAULT_IFNAME } from './types.js';
@@ -521,7 +521,8 @@ export class Engine implements PodNetworkEngine, HotplugEngine {
           const rec = this.store.get(id);
           if (!rec) throw notFound(`sandbox "${id}" not found`);
           if (rec.phase !== 'ready') throw failedPrecondition(`sandbox ${id} is ${rec.phase}, not ready: nothing to check`);
-          for (const a of rec.attachments) {
+          // An attachment being hot-plugged or removed is not the pod's (yet, or any more).
+          for (const a of liveAttachments(rec)) {
             const rt = this.runtimeConf(rec, a, rec.netnsPath);
             const cached = await this.networks.cni.getNetworkListCachedConfig(a.network, rt).catch(() => undefined);
             const list = cached?.list ?? attachmentList(rec, a);
