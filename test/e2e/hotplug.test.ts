@@ -11,8 +11,8 @@ import {
   AttachNetworkRequest,
   PodNetworksClient,
   type AttachNetworkResponse,
+  NetworkSelection,
   type DeepPartial,
-  type NetworkSelection,
   type ListNetworksResponse,
 } from '../../src/gen/podnet/v1/podnetworks.js';
 import type { SandboxRecord } from '../../src/engine/store.js';
@@ -46,6 +46,8 @@ function podNetworks(d: Daemon) {
   return {
     attach: (id: string, network: DeepPartial<NetworkSelection> | undefined) =>
       p<AttachNetworkRequest, AttachNetworkResponse>(client.attachNetwork)(AttachNetworkRequest.fromPartial({ podSandboxId: id, network })),
+    /** As given, no fromPartial: a map key fromPartial would drop ("__proto__") goes on the wire. */
+    attachRaw: (req: AttachNetworkRequest) => p<AttachNetworkRequest, AttachNetworkResponse>(client.attachNetwork)(req),
     detach: (id: string, iface: string) => p<{ podSandboxId: string; interface: string }, unknown>(client.detachNetwork)({ podSandboxId: id, interface: iface }),
     list: (id: string) => p<{ podSandboxId: string }, ListNetworksResponse>(client.listNetworks)({ podSandboxId: id }),
   };
@@ -160,6 +162,11 @@ describe('podnet.v1.PodNetworks over the socket', () => {
       [() => api.attach(id, { name: 'storage', timeout: 'soon' }), status.INVALID_ARGUMENT, '"timeout"'],
       [() => api.attach(id, { name: 'storage', cniArgs: { 'a;b': 'x' } }), status.INVALID_ARGUMENT, 'cni-args'],
       [() => api.attach(id, undefined), status.INVALID_ARGUMENT, 'network is required'],
+      [
+        () => api.attachRaw({ podSandboxId: id, network: { ...NetworkSelection.fromPartial({ name: 'storage' }), cniArgs: JSON.parse('{"__proto__": "x"}') as Record<string, string> } }),
+        status.INVALID_ARGUMENT,
+        'network.cni_args key "__proto__"',
+      ],
       [() => api.attach('ffffffffffff', { name: 'storage' }), status.NOT_FOUND, 'not found'],
       [() => api.attach('x/../y', { name: 'storage' }), status.INVALID_ARGUMENT, 'not a sandbox id'],
       [() => api.detach(id, 'eth0'), status.FAILED_PRECONDITION, 'cluster network'],
