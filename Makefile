@@ -10,11 +10,12 @@ all: build
 
 # System tools the daemon and the tests run: the CNI reference plugins, iproute2, iptables (portmap),
 # util-linux (unshare/nsenter/umount for bind-mounted namespaces), a C compiler for podnet-spawner and
-# podnet-cni, and containerd + runc for the tests that drive a private containerd through the CNI door.
+# podnet-cni, containerd + runc for the tests that drive a private containerd through the CNI door, and
+# ping for the hot-plug tests' traffic inside pod namespaces.
 sysdeps:
-	@if [ -z "$(CNI_PLUGIN)" ] || ! command -v ip >/dev/null || ! command -v iptables >/dev/null || ! command -v unshare >/dev/null || ! command -v $(CC) >/dev/null || ! command -v containerd >/dev/null || ! command -v runc >/dev/null; then \
-	  echo "installing system packages: containernetworking-plugins iproute2 iptables util-linux gcc libc6-dev containerd runc"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containernetworking-plugins iproute2 iptables util-linux gcc libc6-dev containerd runc >/dev/null; \
+	@if [ -z "$(CNI_PLUGIN)" ] || ! command -v ip >/dev/null || ! command -v iptables >/dev/null || ! command -v unshare >/dev/null || ! command -v $(CC) >/dev/null || ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v ping >/dev/null; then \
+	  echo "installing system packages: containernetworking-plugins iproute2 iptables util-linux gcc libc6-dev containerd runc iputils-ping"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containernetworking-plugins iproute2 iptables util-linux gcc libc6-dev containerd runc iputils-ping >/dev/null; \
 	fi
 
 $(NODE_DEPS): package.json package-lock.json
@@ -52,7 +53,7 @@ gen: $(NODE_DEPS)
 	protoc --plugin=protoc-gen-ts_proto=./node_modules/.bin/protoc-gen-ts_proto \
 	  --ts_proto_out=src/gen \
 	  --ts_proto_opt=outputServices=grpc-js,env=node,esModuleInterop=true,importSuffix=.js,useOptionals=none,forceLong=bigint,oneof=unions-value \
-	  -I proto proto/runtime/v1/api.proto
+	  -I proto proto/runtime/v1/api.proto proto/podnet/v1/podnetworks.proto
 
 test: deps build typecheck lint
 	./node_modules/.bin/vitest run

@@ -12,6 +12,7 @@ import { SandboxStore, type SandboxRecord } from '../engine/store.js';
 import { cnitool, UsageError } from './cnitool.js';
 import { actionable, findLeaks, fixLeaks } from './doctor.js';
 import { explain, renderExplain } from './explain.js';
+import { hotplugCommand } from './networks.js';
 
 const DEFAULTS = defaultConfig();
 
@@ -35,6 +36,13 @@ Daemon state (--state-dir DIR, default ${DEFAULTS.stateDir}):
     [--netns-dir DIR]          and no namespace, host-local allocations with neither, veths of the
     [--conf-dir DIR]           conf dir's bridges with no pod behind them; --fix releases them
                                (DEL from the cache, then remove); idle bridges are only listed
+
+Hot-plug, through the running podnetd (--socket PATH, default ${DEFAULTS.socket}):
+  attach <sandbox> <[namespace/]name[@ifname]>
+    [--ip IP[/prefix]]...      attach a NetworkAttachmentDefinition's network to a ready sandbox
+    [--mac MAC]                (on ifname, else the next free netN); prints its network-status
+  detach <sandbox> <ifname>    detach one interface (not the cluster network's)
+  networks <sandbox>           the sandbox's live network-status list (JSON)
 
 Configs:
   explain POD.json|POD.yaml    what RunPodSandbox would do with this pod config (crictl runp's file),
@@ -175,6 +183,9 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string' },
       'check-plugins': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
+      socket: { type: 'string', default: DEFAULTS.socket },
+      ip: { type: 'string', multiple: true, default: [] },
+      mac: { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
@@ -230,6 +241,11 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify(networkStatus(r), null, 2)}\n`);
       return 0;
     }
+    case 'attach':
+    case 'detach':
+    case 'networks':
+      process.stdout.write(await hotplugCommand(cmd, positionals, { socket: values.socket, ips: values.ip, mac: values.mac }));
+      return 0;
     case 'doctor': {
       const opts = {
         stateDir,

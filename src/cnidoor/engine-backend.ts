@@ -6,13 +6,14 @@
 import type { Logger } from 'pino';
 import type { Result } from '../cni/result.js';
 import { EngineError } from '../engine/errors.js';
-import type { NetworkSelector, PodNetworkEngine, SetupRequest } from '../engine/types.js';
+import type { HotplugEngine, NetworkSelector, PodNetworkEngine, SetupRequest } from '../engine/types.js';
 import type { AttachmentCall, CNIDoorBackend, DelegateCall, GCCall, NetworkCall, StatusCall } from './backend.js';
 import { delegateAdd, delegateDel } from './delegate.js';
 import { badEnv, CNIDoorError, DoorErrorCode, quote, toCNIError } from './errors.js';
 
 export interface EngineBackendDeps {
-  engine: PodNetworkEngine;
+  /** The engine, hot-plug included: /delegate attaches one network to a running pod. */
+  engine: PodNetworkEngine & HotplugEngine;
   /** Resolves once the engine's recovery has finished (at once when none runs). */
   recovered: () => Promise<void>;
   /** Recovery has finished and the networks are loaded (what /readyz answers). */
@@ -146,11 +147,11 @@ export class EngineBackend implements CNIDoorBackend {
   }
 
   delegateAdd(call: DelegateCall, signal: AbortSignal): Promise<Result> {
-    return delegateAdd(call, signal);
+    return delegateAdd(this.deps.engine, call, signal);
   }
 
   delegateDel(call: DelegateCall, signal: AbortSignal): Promise<void> {
-    return delegateDel(call, signal);
+    return delegateDel(this.deps.engine, call, signal);
   }
 
   /** Whether a DEL's id is a pod of this door (unknown ids are fine: DEL of them succeeds). */

@@ -20,6 +20,7 @@ import { SandboxEvents } from './events.js';
 import { ImageInfoService } from './image-service.js';
 import { SandboxStatsService } from './stats.js';
 import { CommandNetDevReader } from '../netns/netdev.js';
+import { PodNetworksService } from './pod-networks.js';
 import { NetnsLedger, SandboxStore } from '../engine/store.js';
 import { CNIDoorServer } from '../cnidoor/server.js';
 import { EngineBackend } from '../cnidoor/engine-backend.js';
@@ -91,7 +92,11 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
     nads: new NADStore(cfg.attachmentsDir),
     spawner: helper ?? new InlineSpawner(),
     log: log.child({ component: 'engine' }),
-    observer: { netnsOp: (op, door, ms) => metrics.observeNetns(op, door, ms), sandboxStep: (step, rec) => events.onSandboxStep(step, rec) },
+    observer: {
+      netnsOp: (op, door, ms) => metrics.observeNetns(op, door, ms),
+      sandboxStep: (step, rec) => events.onSandboxStep(step, rec),
+      hotplug: (op, door, outcome) => metrics.observeHotplug(op, door, outcome),
+    },
   });
   const eng = engine;
   const sandboxes = new SandboxService({ cfg, engine: eng, log: log.child({ component: 'sandboxes' }), ...(deps.clock ? { clock: deps.clock } : {}) });
@@ -138,7 +143,8 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
     ...(deps.clock ? { clock: deps.clock } : {}),
   });
   const images = new ImageInfoService(cfg.stateDir, deps.clock);
-  const server = new CRIServer({ sandboxes, runtime, images, containers: new ContainerService(), stats, events, observe: onRPC }, log.child({ component: 'grpc' }));
+  const podNetworks = new PodNetworksService(eng);
+  const server = new CRIServer({ sandboxes, runtime, images, containers: new ContainerService(), stats, events, podNetworks, observe: onRPC }, log.child({ component: 'grpc' }));
   try {
     await server.listen(cfg.socket);
   } catch (err) {

@@ -16,6 +16,7 @@ export class Metrics {
   private readonly cniDuration: Histogram<'door' | 'network' | 'plugin' | 'verb' | 'outcome'>;
   private readonly netnsDuration: Histogram<'door' | 'op'>;
   readonly gcRemoved: Counter<'kind'>;
+  private readonly hotplug: Counter<'door' | 'op' | 'outcome'>;
   private readonly configValid: Gauge<'source' | 'file'>;
   /** Files each source last reported, so a file that left the conf dir leaves the gauge too. */
   private readonly configFiles = new Map<string, string[]>();
@@ -34,6 +35,12 @@ export class Metrics {
     });
     this.netnsDuration = new Histogram({ name: 'podnet_netns_operation_duration_seconds', help: 'Network namespace create/remove latency, by door.', labelNames: ['door', 'op'], buckets, registers: [this.registry] });
     this.gcRemoved = new Counter({ name: 'podnet_gc_removed_total', help: 'Leaked resources found and released by garbage collection.', labelNames: ['kind'], registers: [this.registry] });
+    this.hotplug = new Counter({
+      name: 'podnet_network_hotplug_total',
+      help: 'Networks attached to or detached from running pods, by door of the pod, op (attach, detach) and outcome (ok, or the error kind).',
+      labelNames: ['door', 'op', 'outcome'],
+      registers: [this.registry],
+    });
     this.configValid = new Gauge({ name: 'podnet_network_config_valid', help: '1 if a network config file loaded, 0 if it was rejected.', labelNames: ['source', 'file'], registers: [this.registry] });
     new Gauge({
       name: 'podnet_sandboxes',
@@ -67,6 +74,10 @@ export class Metrics {
 
   observeNetns(op: 'create' | 'remove', door: Door, durationMs: number): void {
     this.netnsDuration.observe({ door, op }, durationMs / 1000);
+  }
+
+  observeHotplug(op: 'attach' | 'detach', door: Door, outcome: string): void {
+    this.hotplug.inc({ door, op, outcome });
   }
 
   /** After each load of a conf dir (NetworkManager): 1 per file that loaded, 0 per rejected one. */

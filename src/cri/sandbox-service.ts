@@ -10,6 +10,7 @@ import type {
   StopPodSandboxRequest,
 } from '../gen/runtime/v1/api.js';
 import type { PodNetworkEngine } from '../engine/types.js';
+import { liveAttachments } from '../engine/network-status.js';
 import type { DaemonConfig } from './config.js';
 import { listPodSandbox } from './list-pod-sandbox.js';
 import { podSandboxStatus } from './pod-sandbox-status.js';
@@ -90,7 +91,7 @@ export class SandboxService {
         ready: rec.phase === 'ready',
         hostNetwork: rec.hostNetwork,
         netnsPath: rec.netnsPath,
-        interfaces: rec.attachments.map((a) => a.ifName).filter((n) => n !== 'lo'),
+        interfaces: liveAttachments(rec).map((a) => a.ifName).filter((n) => n !== 'lo'),
       };
     });
   }

@@ -15,6 +15,8 @@ import {
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ImageServiceService, RuntimeServiceService } from '../gen/runtime/v1/api.js';
+import { PodNetworksService as PodNetworksDefinition } from '../gen/podnet/v1/podnetworks.js';
+import type { PodNetworksService } from './pod-networks.js';
 import type { ContainerService } from './container-service.js';
 import { CRIError, invalidArgument, toCRIError, toWireError, unimplemented } from './errors.js';
 import { serveContainerEvents, type SandboxEvents } from './events.js';
@@ -37,6 +39,8 @@ export interface Services {
   containers: ContainerService;
   stats: SandboxStatsService;
   events: SandboxEvents;
+  /** podnet.v1.PodNetworks (hot-plug), served on the same socket when given. */
+  podNetworks?: PodNetworksService;
   observe?: RPCObserver;
 }
 
@@ -226,6 +230,16 @@ export function buildImageService(s: Services, log: Logger): UntypedServiceImple
   };
 }
 
+/** podnet.v1.PodNetworks: hot-plug, through the same wrapper (decoding, logs, errors) as the CRI. */
+export function buildPodNetworksService(p: PodNetworksService, log: Logger, observe: RPCObserver | undefined): UntypedServiceImplementation {
+  const u = <Req, Res>(name: string, fn: Handler<Req, Res>) => unary(name, log, observe, fn);
+  return {
+    attachNetwork: u('AttachNetwork', (req: Parameters<PodNetworksService['attachNetwork']>[0], ctx) => p.attachNetwork(req, ctx)),
+    detachNetwork: u('DetachNetwork', (req: Parameters<PodNetworksService['detachNetwork']>[0], ctx) => p.detachNetwork(req, ctx)),
+    listNetworks: u('ListNetworks', (req: Parameters<PodNetworksService['listNetworks']>[0]) => p.listNetworks(req)),
+  };
+}
+
 export class SocketInUseError extends Error {}
 
 /** Is a daemon answering on this socket? A refused or missing socket means no. */
@@ -263,6 +277,7 @@ export class CRIServer {
   constructor(services: Services, log: Logger) {
     this.serve(RuntimeServiceService, buildRuntimeService(services, log));
     this.serve(ImageServiceService, buildImageService(services, log));
+    if (services.podNetworks) this.serve(PodNetworksDefinition, buildPodNetworksService(services.podNetworks, log, services.observe));
   }
 
   /** Every service is added through here: its requests reach `unary` as bytes (rawRequests). */

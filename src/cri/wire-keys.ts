@@ -10,14 +10,14 @@ import protobuf from 'protobufjs';
  */
 const LOST_KEYS = new Set(['__proto__']);
 
-const PROTO_FILE = fileURLToPath(new URL('../../proto/runtime/v1/api.proto', import.meta.url));
+const PROTO_FILES = ['../../proto/runtime/v1/api.proto', '../../proto/podnet/v1/podnetworks.proto'].map((f) => fileURLToPath(new URL(f, import.meta.url)));
 
 let root: protobuf.Root | undefined;
 
 function schema(): protobuf.Root {
   if (!root) {
     // keepCase: refusals name fields as the proto does (label_selector), like every other check.
-    root = new protobuf.Root().loadSync(PROTO_FILE, { keepCase: true });
+    root = new protobuf.Root().loadSync(PROTO_FILES, { keepCase: true });
     root.resolveAll();
   }
   return root;

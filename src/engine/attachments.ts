@@ -59,8 +59,10 @@ const PROTOCOLS: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp']);
 const BANDWIDTH_RATES = ['ingressRate', 'egressRate'] as const;
 const BANDWIDTH_BURSTS = ['ingressBurst', 'egressBurst'] as const;
 
+/** `annotation` is one of the two annotations, or (for a hot-plug request) what the element came in. */
 function refuse(msg: string, annotation = NETWORKS_ANNOTATION): EngineError {
-  return invalidArgument(`annotation ${annotation}: ${msg}`);
+  const isAnnotation = annotation === NETWORKS_ANNOTATION || annotation === DEFAULT_NETWORK_ANNOTATION;
+  return invalidArgument(`${isAnnotation ? `annotation ${annotation}` : annotation}: ${msg}`);
 }
 
 function checkLabel(kind: string, v: string, item: string, annotation = NETWORKS_ANNOTATION): void {
@@ -73,15 +75,22 @@ function checkIfName(v: string, item: string, annotation = NETWORKS_ANNOTATION):
   }
 }
 
+/** `[namespace/]name[@ifname]` split into its parts, unchecked; undefined when it is not of that form. */
+export function splitShortForm(item: string): { namespace?: string; name: string; interface?: string } | undefined {
+  const m = /^(?:([^/@]+)\/)?([^/@]+)(?:@(.+))?$/.exec(item);
+  if (!m) return undefined;
+  return { ...(m[1] !== undefined ? { namespace: m[1] } : {}), name: m[2], ...(m[3] !== undefined ? { interface: m[3] } : {}) };
+}
+
 /** `[namespace/]name[@ifname]` */
 function parseShort(item: string, podNamespace: string, annotation = NETWORKS_ANNOTATION): NetworkSelection {
-  const m = /^(?:([^/@]+)\/)?([^/@]+)(?:@(.+))?$/.exec(item);
+  const m = splitShortForm(item);
   if (!m) throw refuse(`${quote(item)} is not of the form [namespace/]name[@interface]`, annotation);
-  const namespace = m[1] ?? podNamespace;
+  const namespace = m.namespace ?? podNamespace;
   checkLabel('namespace', namespace, item, annotation);
-  checkLabel('name', m[2], item, annotation);
-  if (m[3] !== undefined) checkIfName(m[3], item, annotation);
-  return { name: m[2], namespace, ...(m[3] !== undefined ? { interface: m[3] } : {}), source: item };
+  checkLabel('name', m.name, item, annotation);
+  if (m.interface !== undefined) checkIfName(m.interface, item, annotation);
+  return { name: m.name, namespace, ...(m.interface !== undefined ? { interface: m.interface } : {}), source: item };
 }
 
 /**
@@ -109,10 +118,12 @@ class ElementReader {
   constructor(
     private readonly o: JSONObject,
     readonly label: string,
+    /** Where the element came from, first in every refusal (the annotation, or a hot-plug request). */
+    readonly where = NETWORKS_ANNOTATION,
   ) {}
 
   private bad(field: string, what: string): EngineError {
-    return refuse(`${quote(field)} of ${quote(this.label)} ${what}`);
+    return refuse(`${quote(field)} of ${quote(this.label)} ${what}`, this.where);
   }
 
   has(key: string): boolean {
@@ -171,7 +182,7 @@ function readPortMappings(r: ElementReader): PortMapping[] | undefined {
   return v.map((raw, i) => {
     const f = `portMappings[${i}]`;
     if (!isObject(raw)) throw r.fail(f, 'must be an object');
-    const m = new ElementReader(raw, r.label);
+    const m = new ElementReader(raw, r.label, r.where);
     const hostPort = r.int(`${f}.hostPort`, m.get('hostPort'), 1, 65535);
     const containerPort = r.int(`${f}.containerPort`, m.get('containerPort'), 1, 65535);
     const proto = m.get('protocol') ?? 'tcp';
@@ -186,7 +197,7 @@ function readPortMappings(r: ElementReader): PortMapping[] | undefined {
 function readBandwidth(r: ElementReader): BandWidth | undefined {
   const bw = r.object('bandwidth');
   if (!bw) return undefined;
-  const b = new ElementReader(bw, r.label);
+  const b = new ElementReader(bw, r.label, r.where);
   const out: BandWidth = {};
   for (const k of Object.keys(bw)) {
     if (!(BANDWIDTH_RATES as readonly string[]).includes(k) && !(BANDWIDTH_BURSTS as readonly string[]).includes(k)) {
@@ -247,19 +258,31 @@ function readDefaultRoute(r: ElementReader, ips: string[] | undefined): string[]
   return dr;
 }
 
-function parseJSONItem(raw: unknown, i: number, podNamespace: string): NetworkSelection {
-  if (!isObject(raw)) throw refuse(`item ${i} must be an object`);
-  const name = Object.hasOwn(raw, 'name') ? raw['name'] : undefined;
-  if (typeof name !== 'string') throw refuse(`item ${i} has no "name"`);
+function parseJSONItem(raw: unknown, i: number, podNamespace: string, where = NETWORKS_ANNOTATION, unnamed?: string): NetworkSelection {
+  if (!isObject(raw)) throw refuse(`item ${i} must be an object`, where);
+  let name: string;
+  let namespace: string;
+  let r: ElementReader;
+  if (unnamed === undefined) {
+    const n = Object.hasOwn(raw, 'name') ? raw['name'] : undefined;
+    if (typeof n !== 'string') throw refuse(`item ${i} has no "name"`, where);
+    name = n;
+    checkLabel('name', name, name, where);
+    r = new ElementReader(raw, name, where);
+    namespace = r.string('namespace') ?? podNamespace;
+    checkLabel('namespace', namespace, name, where);
+  } else {
+    // The network comes with its own config (the CNI door's /delegate): no NAD to name.
+    for (const k of ['name', 'namespace']) if (Object.hasOwn(raw, k)) throw refuse(`"${k}" is not allowed when the network's config is given`, where);
+    name = unnamed;
+    namespace = podNamespace;
+    r = new ElementReader(raw, name, where);
+  }
   const label = name;
-  checkLabel('name', name, label);
-  const r = new ElementReader(raw, label);
-  const namespace = r.string('namespace') ?? podNamespace;
-  checkLabel('namespace', namespace, label);
   const sel: NetworkSelection = { name, namespace, source: `${namespace}/${name}` };
   const iface = r.string('interface');
   if (iface !== undefined) {
-    checkIfName(iface, label);
+    checkIfName(iface, label, where);
     sel.interface = iface;
     sel.source += `@${iface}`;
   }
@@ -284,6 +307,17 @@ function parseJSONItem(raw: unknown, i: number, podNamespace: string): NetworkSe
   const timeoutMs = readTimeout(r);
   if (timeoutMs !== undefined) sel.timeoutMs = timeoutMs;
   return sel;
+}
+
+/**
+ * One network selection in the annotation's JSON element form (name, namespace, interface, ips,
+ * mac, default-route, portMappings, bandwidth, cni-args, timeout), checked exactly as an element of
+ * the annotation is; refusals start with `where`. With `configName`, the network is given by its
+ * own config (no NAD): the element then has no name or namespace, and configName names it.
+ */
+export function parseNetworkElement(raw: unknown, podNamespace: string, where: string, configName?: string): NetworkSelection {
+  if (isObject(raw) && jsonDepth(JSON.stringify(raw)) > MAX_JSON_DEPTH - 1) throw refuse(`the selection nests deeper than ${MAX_JSON_DEPTH - 1} levels`, where);
+  return parseJSONItem(raw, 0, podNamespace, where, configName);
 }
 
 /** Parses the networks annotation in Multus's short or JSON-list form, every field checked. */

@@ -22,14 +22,19 @@ import {
 } from './attachments.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, toEngineError } from './errors.js';
 import { collectGarbage, type GCReport } from './gc.js';
+import { Hotplug } from './hotplug.js';
 import { KeyedMutex, Semaphore, SharedExclusiveLock } from './locks.js';
 import type { NetworkManager, NetworkStatus } from './network-manager.js';
-import { selectPodIPs } from './network-status.js';
+import { liveAttachments, selectPodIPs } from './network-status.js';
 import { neverAdded, recordAddProgress } from './rollback.js';
 import { NetnsLedger, SandboxStore, StoreError, type AttachmentRecord, type PluginTiming, type SandboxRecord } from './store.js';
 import { DEFAULT_IFNAME } from './types.js';
 import type {
+  AttachOutcome,
+  AttachSelection,
   Door,
+  HotplugEngine,
+  NetworkStatusEntry,
   EngineConfig,
   EngineObserver,
   SandboxStep,
@@ -109,7 +114,7 @@ async function nsenterPath(): Promise<string> {
  * rollback, per-sandbox and GC locks, recovery and GC. Both doors call it; it speaks pod-network
  * terms and throws EngineErrors only.
  */
-export class Engine implements PodNetworkEngine {
+export class Engine implements PodNetworkEngine, HotplugEngine {
   private readonly cfg: EngineConfig;
   private readonly store: SandboxStore;
   private readonly ledger: NetnsLedger;
@@ -126,6 +131,7 @@ export class Engine implements PodNetworkEngine {
   private readonly timings = new Map<string, PluginTiming[]>();
   /** Set while recover() runs: a door's request that arrives meanwhile waits for it. */
   private recovering: Promise<unknown> | undefined;
+  private readonly hotplug: Hotplug;
 
   constructor(deps: EngineDeps) {
     this.cfg = deps.cfg;
@@ -138,6 +144,33 @@ export class Engine implements PodNetworkEngine {
     this.log = deps.log;
     this.observer = deps.observer ?? {};
     this.setupSlots = new Semaphore(deps.cfg.maxConcurrentSetups);
+    this.hotplug = new Hotplug({
+      cfg: this.cfg,
+      store: this.store,
+      nads: this.nads,
+      networks: this.networks,
+      log: this.log,
+      observer: this.observer,
+      locked: (id, fn) => this.locks.run(id, () => this.networkWork(fn)),
+      recovered: () => this.recovered(),
+      list: attachmentList,
+      runtimeConf: (rec, a, netNS) => this.runtimeConf(rec, a, netNS),
+      moveDefaultRoute: (rec, a, summary, signal) => this.moveDefaultRoute(rec, a, summary, signal),
+    });
+  }
+
+  // ---- hot-plug (hotplug.ts) ------------------------------------------------------------------
+
+  attach(id: string, selection: AttachSelection, signal: AbortSignal): Promise<AttachOutcome> {
+    return this.hotplug.attach(id, selection, signal);
+  }
+
+  detach(id: string, ifName: string, signal: AbortSignal): Promise<void> {
+    return this.hotplug.detach(id, ifName, signal);
+  }
+
+  listNetworks(id: string): NetworkStatusEntry[] {
+    return this.hotplug.listNetworks(id);
   }
 
   /** Wired to the CNI library's observer: keeps per-plugin timings for the sandbox's record. */
@@ -501,6 +534,7 @@ export class Engine implements PodNetworkEngine {
     rec.ips = [];
     delete rec.lastError;
     delete rec.teardownPending;
+    Hotplug.forgetRemoved(rec);
     await this.store.put(rec);
     this.step('stopped', rec);
   }
@@ -517,7 +551,8 @@ export class Engine implements PodNetworkEngine {
           const rec = this.store.get(id);
           if (!rec) throw notFound(`sandbox "${id}" not found`);
           if (rec.phase !== 'ready') throw failedPrecondition(`sandbox ${id} is ${rec.phase}, not ready: nothing to check`);
-          for (const a of rec.attachments) {
+          // An attachment being hot-plugged or removed is not the pod's (yet, or any more).
+          for (const a of liveAttachments(rec)) {
             const rt = this.runtimeConf(rec, a, rec.netnsPath);
             const cached = await this.networks.cni.getNetworkListCachedConfig(a.network, rt).catch(() => undefined);
             const list = cached?.list ?? attachmentList(rec, a);
@@ -594,7 +629,7 @@ export class Engine implements PodNetworkEngine {
     const { records, corrupt } = await this.store.load();
     // Plugins of a daemon that was killed may still be running ADD/DEL for these sandboxes; they
     // must be gone before we DEL, or an ADD finishing afterwards would leak its IP.
-    const unfinished = new Set(records.filter((r) => r.phase === 'creating' || r.phase === 'stopping').map((r) => r.id));
+    const unfinished = new Set(records.filter((r) => r.phase === 'creating' || r.phase === 'stopping' || this.hotplug.hasPending(r)).map((r) => r.id));
     const killed = await killPluginProcesses(unfinished);
     await this.ledger.removeTempFiles();
     await this.networks.cni.cache.removeTempFiles();
@@ -620,6 +655,10 @@ export class Engine implements PodNetworkEngine {
           rec.teardownPending = true;
           await this.store.put(rec);
           log.warn('network namespace is gone; sandbox marked notready');
+        } else if (rec.phase === 'ready' && this.hotplug.hasPending(rec)) {
+          finished++;
+          await this.hotplug.recover(rec);
+          log.info('recovered: finished or undid an interrupted attach or detach');
         }
       }),
     );
@@ -674,6 +713,10 @@ export class Engine implements PodNetworkEngine {
       } catch (err) {
         this.log.warn({ sandbox: rec.id, err: (err as Error).message }, 'retried a failed teardown: still failing; will retry');
       }
+    }
+    // So is a hot-plug removal of a ready pod whose DEL failed.
+    for (const rec of this.list(req.door ? { door: req.door } : {})) {
+      if (rec.phase === 'ready' && this.hotplug.hasPending(rec)) await this.hotplug.retry(rec.id).catch(() => undefined);
     }
     const report = await this.gcLock.runExclusive(() => collectGarbage(this.networks.cni, this.networks, this, this.log, req.door));
     return { ...report, releasedSandboxes: released.length, errors: [...errors, ...report.errors] };

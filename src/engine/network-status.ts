@@ -1,13 +1,19 @@
 import { summarize, type SetupResult } from '../cni/networks.js';
 import type { Result } from '../cni/result.js';
-import type { IPPref } from './types.js';
-import type { IPRecord, SandboxRecord } from './store.js';
+import type { IPPref, NetworkStatusEntry } from './types.js';
+import type { AttachmentRecord, IPRecord, SandboxRecord } from './store.js';
+
+/** The attachments the pod has now: those set up with it, and hot-plugged ones whose attach finished (not being removed). */
+export function liveAttachments(rec: Readonly<SandboxRecord>): ReadonlyArray<Readonly<AttachmentRecord>> {
+  return rec.attachments.filter((a) => a.phase === undefined || a.phase === 'ready');
+}
 
 /** Multus's network-status list: every attachment but loopback, the cluster network marked default. */
-export function networkStatus(rec: Readonly<SandboxRecord>): Array<Record<string, unknown>> {
+export function networkStatus(rec: Readonly<SandboxRecord>): NetworkStatusEntry[] {
   const movedDefault = rec.attachments.some((a) => a.defaultRoute);
+  const live = new Set(liveAttachments(rec).map((a) => a.ifName));
   return rec.results
-    .filter((r) => r.ifName !== 'lo')
+    .filter((r) => r.ifName !== 'lo' && (live.has(r.ifName) || !rec.attachments.some((a) => a.ifName === r.ifName)))
     .map((r) => {
       const a = rec.attachments.find((x) => x.ifName === r.ifName);
       const summary = summarize([{ network: r.network, ifName: r.ifName, result: r.result as Result }]);

@@ -40,7 +40,17 @@ export interface AttachmentRecord {
    * means unknown, which counts as "may hold resources".
    */
   addedPlugins?: string[];
+  /**
+   * Where a hot-plug attach or detach (hotplug.ts) of this attachment is, written before its
+   * plugins run: `adding` (ADD may be running), `ready`, `removing` (DEL may be running, or failed
+   * and is retried by the next detach, Stop or GC). Absent: set up with the pod, and live.
+   */
+  phase?: AttachmentPhase;
+  /** Why the last hot-plug DEL of this attachment failed (phase `removing`). */
+  error?: string;
 }
+
+export type AttachmentPhase = 'adding' | 'ready' | 'removing';
 
 export interface IPRecord {
   ip: string;

@@ -3,11 +3,12 @@
 // (./errors.ts), which each door maps to its own codes once.
 import type { BandWidth, DNSCapability, PortMapping } from '../cni/networks.js';
 import type { NetworkConfigList } from '../cni/config.js';
-import type { Result } from '../cni/result.js';
+import type { DNS, Result } from '../cni/result.js';
 import type { RuntimeConf } from '../cni/runtime-conf.js';
 import type { GCReport } from './gc.js';
 import type { NetworkStatus } from './network-manager.js';
 import type { AttachmentRecord, SandboxRecord } from './store.js';
+import type { JSONObject } from '../util/json.js';
 
 /** The cluster network's interface unless a door names another (and cnitool's CNI_IFNAME default). */
 export const DEFAULT_IFNAME = 'eth0';
@@ -121,8 +122,54 @@ export type SandboxStep = 'created' | 'ready' | 'stopped' | 'removed';
 
 export interface EngineObserver {
   netnsOp?(op: 'create' | 'remove', door: Door, durationMs: number): void;
+  /** A hot-plug attach or detach finished: `ok`, or the EngineError kind it failed with. */
+  hotplug?(op: 'attach' | 'detach', door: Door, outcome: string): void;
   /** Called after the record of the step is on disk (for `removed`: after it is gone). */
   sandboxStep?(step: SandboxStep, rec: Readonly<SandboxRecord>): void;
+}
+
+/**
+ * One network to attach to a running pod (hot-plug): an element of the networks annotation's
+ * JSON form (`name`, `namespace`, `interface`, `ips`, `mac`, `portMappings`, `bandwidth`,
+ * `cni-args`, `default-route`, `timeout`), checked as the annotation's elements are. With
+ * `config`, the network is given by its CNI config bytes (a conflist or one plugin's config, the
+ * CNI door's /delegate) instead of a NetworkAttachmentDefinition: the element then has no `name`
+ * or `namespace`.
+ */
+export interface AttachSelection {
+  element: JSONObject;
+  config?: Buffer;
+}
+
+/** Multus's network-status entry of one interface. */
+export interface NetworkStatusEntry {
+  name: string;
+  interface: string;
+  ips: string[];
+  mac?: string;
+  default: boolean;
+  dns?: DNS;
+}
+
+export interface AttachOutcome {
+  /** The attachment's network-status entry. */
+  status: NetworkStatusEntry;
+  /** Its CNI result in current form (what a /delegate ADD answers). */
+  result: Result;
+}
+
+/** Hot-plug: attach and detach networks on a ready pod (src/engine/hotplug.ts). */
+export interface HotplugEngine {
+  /**
+   * Adds one network to a ready pod, on the requested interface or the next free netN. Resolved
+   * and validated before anything runs; a failed ADD is rolled back. Attaching the same network
+   * on the same interface again answers the same entry.
+   */
+  attach(id: string, selection: AttachSelection, signal: AbortSignal): Promise<AttachOutcome>;
+  /** DEL of one attachment of a ready pod (not its cluster network); a failed DEL is retried by the next detach, Stop or GC. */
+  detach(id: string, ifName: string, signal: AbortSignal): Promise<void>;
+  /** The pod's live network-status list. */
+  listNetworks(id: string): NetworkStatusEntry[];
 }
 
 /** The engine as the doors see it. */
