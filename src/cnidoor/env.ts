@@ -3,6 +3,7 @@
  * defines checked and typed. Other variables (multus-shim forwards its whole environment: PATH,
  * HOME...) are bounded and otherwise ignored.
  */
+import { MAX_IFNAME_BYTES } from '../cni/runtime-conf.js';
 import type { PodIdentity } from './backend.js';
 import { badEnv, quote } from './errors.js';
 
@@ -14,8 +15,6 @@ const MAX_ENV_KEY = 256;
 const MAX_ENV_VALUE = 64 * 1024;
 const MAX_PATH = 4096;
 const MAX_CONTAINER_ID = 256;
-/** Linux IFNAMSIZ is 16 bytes with the NUL. */
-const MAX_IFNAME_BYTES = 15;
 const MAX_ARGS = 64;
 const MAX_POD_FIELD = 253;
 

@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 import { confListFromConfBytes, validatePluginType } from '../cni/config.js';
 import { ConfigError, errorMessage } from '../cni/errors.js';
-import { isObject, parseJSON, type JSONObject, type JSONValue } from '../cni/json.js';
+import { isObject, jsonDepth, parseJSON, type JSONObject, type JSONValue } from '../util/json.js';
 import type { AttachmentCall, DelegateCall, GCCall, InterfaceAttributes, StatusCall } from './backend.js';
 import { parseCniArgs, parseCommand, parseContainerID, parseEnvObject, parseIfName, parseNetns, parsePath, parsePod, type Command } from './env.js';
 import { badConfig, CNIDoorError, DoorErrorCode, quote, undecodable, unsupportedField } from './errors.js';
@@ -27,26 +27,6 @@ export interface RequestFacts {
   command?: Command;
   containerID?: string;
   ifName?: string;
-}
-
-/**
- * The nesting depth of a JSON text, counted before it is parsed so a deeply nested body costs
- * a scan, not a parse (strings are skipped, escapes included).
- */
-export function jsonDepth(text: string): number {
-  let depth = 0;
-  let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
-    else if (c === 0x5d || c === 0x7d) depth--;
-  }
-  return max;
 }
 
 /** JSON with a depth bound; `what` names the text in the error. */

@@ -3,7 +3,7 @@ import { extname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { confListFromBytes, confListFromConfBytes, type NetworkConfigList } from '../cni/config.js';
 import { errorMessage } from '../cni/errors.js';
-import { isObject, isStringArray, type JSONObject, type JSONValue } from '../util/json.js';
+import { isObject, isStringArray, jsonDepth, type JSONObject, type JSONValue } from '../util/json.js';
 import type { BandWidth, PortMapping } from '../cni/networks.js';
 import { validateCniArg } from '../cni/runtime-conf.js';
 import { parseDuration } from '../util/duration.js';
@@ -91,26 +91,6 @@ function parseShort(item: string, podNamespace: string, annotation = NETWORKS_AN
   checkLabel('name', m.name, item, annotation);
   if (m.interface !== undefined) checkIfName(m.interface, item, annotation);
   return { name: m.name, namespace, ...(m.interface !== undefined ? { interface: m.interface } : {}), source: item };
-}
-
-/**
- * How deep the JSON text nests, counted without parsing it: a list nested 50,000 deep must be
- * refused before JSON.parse, a record write or a plugin ever recurses through it.
- */
-function jsonDepth(text: string): number {
-  let depth = 0;
-  let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
-    else if (c === 0x5d || c === 0x7d) depth--;
-  }
-  return max;
 }
 
 /** One element's fields, read with its name in every refusal. */

@@ -16,3 +16,23 @@ export function isStringArray(v: unknown): v is string[] {
 export function parseJSON(text: string | Buffer): unknown {
   return JSON.parse(typeof text === 'string' ? text : text.toString('utf8')) as unknown;
 }
+
+/**
+ * The nesting depth of a JSON text, counted before it is parsed so a deeply nested body costs
+ * a scan, not a parse (strings are skipped, escapes included).
+ */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
