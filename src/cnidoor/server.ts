@@ -92,6 +92,15 @@ export class CNIDoorServer {
     this.draining = true;
   }
 
+  /**
+   * Waits for the calls in flight; the socket keeps serving meanwhile, so a prober sees /readyz
+   * 500 (and a new call code 11) for as long as the daemon drains, rather than a refused connection.
+   */
+  async drain(): Promise<void> {
+    this.draining = true;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
   /** Stops accepting, waits for in-flight calls, removes the socket. */
   async close(): Promise<void> {
     this.draining = true;

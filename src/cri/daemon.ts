@@ -192,7 +192,9 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger, deps: DaemonDe
       process.off('SIGUSR1', runGC);
       // Event streams never end on their own; the server waits for every open call.
       events.close();
-      await Promise.all([server.shutdown(), door.close()]);
+      // The door serves (its probes saying not ready) until the CRI calls have drained too.
+      await Promise.all([server.shutdown(), door.drain()]);
+      await door.close();
       networks.stop();
       metricsServer?.close();
       await gcRunning?.catch(() => undefined);

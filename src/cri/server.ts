@@ -110,7 +110,13 @@ type Handler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Res> | Res;
  * Wraps one RPC: a request id, an AbortSignal that fires when the client cancels or its deadline
  * passes, one log line with outcome and duration, and errors mapped to gRPC statuses.
  */
-function unary<Req, Res>(name: string, log: Logger, observe: RPCObserver | undefined, fn: Handler<Req, Res>) {
+/**
+ * The handlers still running. A handler outlives its call when the client cancels or its deadline
+ * passes (the engine then rolls back on its own): shutdown waits for these, not just for the calls.
+ */
+export type RunningHandlers = Set<Promise<unknown>>;
+
+function unary<Req, Res>(name: string, log: Logger, observe: RPCObserver | undefined, fn: Handler<Req, Res>, running?: RunningHandlers) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     const started = performance.now();
     const requestId = randomBytes(6).toString('hex');
@@ -120,7 +126,7 @@ function unary<Req, Res>(name: string, log: Logger, observe: RPCObserver | undef
     const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : typeof deadline === 'number' && Number.isFinite(deadline) ? deadline - Date.now() : Infinity;
     const timer = Number.isFinite(ms) ? setTimeout(() => ac.abort(new Error('the client deadline passed')), Math.max(0, ms)) : undefined;
     let fields: Record<string, unknown> = { rpc: name, requestId };
-    Promise.resolve()
+    const handled = Promise.resolve()
       .then(() => {
         const req = decodeRequest(name, call.getPath(), call.request) as Req;
         fields = { ...fields, ...requestFields(req) };
@@ -144,13 +150,17 @@ function unary<Req, Res>(name: string, log: Logger, observe: RPCObserver | undef
           callback(se, null);
         },
       )
-      .finally(() => timer && clearTimeout(timer));
+      .finally(() => {
+        if (timer) clearTimeout(timer);
+        running?.delete(handled);
+      });
+    running?.add(handled);
   };
 }
 
 /** The RuntimeService implementation object for grpc-js. */
-export function buildRuntimeService(s: Services, log: Logger): UntypedServiceImplementation {
-  const u = <Req, Res>(name: string, fn: Handler<Req, Res>) => unary(name, log, s.observe, fn);
+export function buildRuntimeService(s: Services, log: Logger, running?: RunningHandlers): UntypedServiceImplementation {
+  const u = <Req, Res>(name: string, fn: Handler<Req, Res>) => unary(name, log, s.observe, fn, running);
   const impl: UntypedServiceImplementation = {};
   for (const [key, def] of Object.entries(RuntimeServiceService)) {
     const rpc = def.path.slice(def.path.lastIndexOf('/') + 1);
@@ -218,8 +228,8 @@ const endEmpty = (call: ServerWritableStream<unknown, unknown>): void => {
 };
 
 /** The ImageService implementation object: a runtime with no images. */
-export function buildImageService(s: Services, log: Logger): UntypedServiceImplementation {
-  const u = <Req, Res>(name: string, fn: Handler<Req, Res>) => unary(name, log, s.observe, fn);
+export function buildImageService(s: Services, log: Logger, running?: RunningHandlers): UntypedServiceImplementation {
+  const u = <Req, Res>(name: string, fn: Handler<Req, Res>) => unary(name, log, s.observe, fn, running);
   return {
     listImages: u('ListImages', () => s.images.listImages()),
     streamImages: stream('StreamImages', log, endEmpty),
@@ -231,8 +241,8 @@ export function buildImageService(s: Services, log: Logger): UntypedServiceImple
 }
 
 /** podnet.v1.PodNetworks: hot-plug, through the same wrapper (decoding, logs, errors) as the CRI. */
-export function buildPodNetworksService(p: PodNetworksService, log: Logger, observe: RPCObserver | undefined): UntypedServiceImplementation {
-  const u = <Req, Res>(name: string, fn: Handler<Req, Res>) => unary(name, log, observe, fn);
+export function buildPodNetworksService(p: PodNetworksService, log: Logger, observe: RPCObserver | undefined, running?: RunningHandlers): UntypedServiceImplementation {
+  const u = <Req, Res>(name: string, fn: Handler<Req, Res>) => unary(name, log, observe, fn, running);
   return {
     attachNetwork: u('AttachNetwork', (req: Parameters<PodNetworksService['attachNetwork']>[0], ctx) => p.attachNetwork(req, ctx)),
     detachNetwork: u('DetachNetwork', (req: Parameters<PodNetworksService['detachNetwork']>[0], ctx) => p.detachNetwork(req, ctx)),
@@ -273,11 +283,12 @@ export async function prepareSocket(path: string): Promise<void> {
 
 export class CRIServer {
   private readonly server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  private readonly running: RunningHandlers = new Set();
 
   constructor(services: Services, log: Logger) {
-    this.serve(RuntimeServiceService, buildRuntimeService(services, log));
-    this.serve(ImageServiceService, buildImageService(services, log));
-    if (services.podNetworks) this.serve(PodNetworksDefinition, buildPodNetworksService(services.podNetworks, log, services.observe));
+    this.serve(RuntimeServiceService, buildRuntimeService(services, log, this.running));
+    this.serve(ImageServiceService, buildImageService(services, log, this.running));
+    if (services.podNetworks) this.serve(PodNetworksDefinition, buildPodNetworksService(services.podNetworks, log, services.observe, this.running));
   }
 
   /** Every service is added through here: its requests reach `unary` as bytes (rawRequests). */
@@ -293,9 +304,10 @@ export class CRIServer {
     await chmod(socketPath, 0o660);
   }
 
-  /** Stops accepting, lets in-flight RPCs finish, then resolves. */
-  shutdown(): Promise<void> {
-    return new Promise((resolve) => this.server.tryShutdown(() => resolve()));
+  /** Stops accepting, lets in-flight RPCs finish, and the handlers of canceled ones, then resolves. */
+  async shutdown(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    await Promise.allSettled([...this.running]);
   }
 
   forceShutdown(): void {

@@ -28,6 +28,7 @@ import type { NetworkManager, NetworkStatus } from './network-manager.js';
 import { liveAttachments, selectPodIPs } from './network-status.js';
 import { neverAdded, recordAddProgress } from './rollback.js';
 import { NetnsLedger, SandboxStore, StoreError, type AttachmentRecord, type PluginTiming, type SandboxRecord } from './store.js';
+import { withTimeout } from '../util/timeout.js';
 import { DEFAULT_IFNAME } from './types.js';
 import type {
   AttachOutcome,
@@ -411,7 +412,7 @@ export class Engine implements PodNetworkEngine, HotplugEngine {
    */
   private async setupAttachments(rec: SandboxRecord, clientSignal: AbortSignal): Promise<SetupResult> {
     const add = async (a: AttachmentRecord): Promise<{ network: string; ifName: string; result: Result }> => {
-      const signal = AbortSignal.any([clientSignal, AbortSignal.timeout(a.timeoutMs ?? this.cfg.cni.pluginTimeoutMs)]);
+      const signal = withTimeout(clientSignal, a.timeoutMs ?? this.cfg.cni.pluginTimeoutMs);
       const r = await this.networks.cni.addNetworkList(attachmentList(rec, a), this.runtimeConf(rec, a, rec.netnsPath), { signal });
       return { network: a.network, ifName: a.ifName, result: toCurrent(r) };
     };
@@ -440,7 +441,7 @@ export class Engine implements PodNetworkEngine, HotplugEngine {
     const env = { PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
     for (const gw of gateways) {
       const family = isIPv4(gw) ? '-4' : '-6';
-      const signal = AbortSignal.any([clientSignal, AbortSignal.timeout(this.cfg.cni.pluginTimeoutMs)]);
+      const signal = withTimeout(clientSignal, this.cfg.cni.pluginTimeoutMs);
       const r = await this.spawner.spawn({ path: nsenter, args: [`--net=${rec.netnsPath}`, 'ip', family, 'route', 'replace', 'default', 'via', gw, 'dev', a.ifName], env, signal, maxOutput: 1024 * 1024 });
       if (r.exitCode !== 0) throw new Error(`failed to move the default route to ${gw} on ${a.ifName}: ${r.stderr.toString('utf8').trim() || `nsenter ${r.signal ?? `exit ${r.exitCode}`}`}`);
     }
@@ -558,7 +559,7 @@ export class Engine implements PodNetworkEngine, HotplugEngine {
             const list = cached?.list ?? attachmentList(rec, a);
             // CHECK arrived in 0.4.0; older lists have none to run.
             if (!versionAtLeast(list.cniVersion, '0.4.0')) continue;
-            const timeout = AbortSignal.any([signal, AbortSignal.timeout(a.timeoutMs ?? this.cfg.cni.pluginTimeoutMs)]);
+            const timeout = withTimeout(signal, a.timeoutMs ?? this.cfg.cni.pluginTimeoutMs);
             await this.networks.cni.checkNetworkList(list, cached ? { ...cached.rt, netNS: rec.netnsPath } : rt, { signal: timeout });
           }
         }),

@@ -12,6 +12,7 @@ import { alreadyExists, failedPrecondition, invalidArgument, notFound, toEngineE
 import type { NetworkManager } from './network-manager.js';
 import { networkStatus } from './network-status.js';
 import type { AttachmentRecord, SandboxRecord, SandboxStore } from './store.js';
+import { withTimeout } from '../util/timeout.js';
 import type { AttachOutcome, AttachSelection, Door, EngineConfig, EngineObserver, HotplugEngine, NetworkStatusEntry } from './types.js';
 
 /** What hot-plug needs of the engine: its parts, and the few steps it shares with setUp/tearDown. */
@@ -117,7 +118,7 @@ export class Hotplug implements HotplugEngine {
       throw toEngineError(err, 'failed to record the attachment');
     }
     try {
-      const timeout = AbortSignal.any([signal, AbortSignal.timeout(a.timeoutMs ?? this.h.cfg.cni.pluginTimeoutMs)]);
+      const timeout = withTimeout(signal, a.timeoutMs ?? this.h.cfg.cni.pluginTimeoutMs);
       const result = toCurrent(await this.h.networks.cni.addNetworkList(this.h.list(rec, a), this.h.runtimeConf(rec, a, rec.netnsPath), { signal: timeout }));
       rec.results.push({ network: a.network, ifName: a.ifName, result });
       if (a.defaultRoute) await this.h.moveDefaultRoute(rec, a, summarize([{ network: a.network, ifName: a.ifName, result }]), signal);
@@ -153,7 +154,7 @@ export class Hotplug implements HotplugEngine {
         if (!a) throw notFound(`sandbox ${id} has no interface ${quote(ifName)}`);
         if (a.ifName === 'lo') throw failedPrecondition(`interface lo of sandbox ${id} cannot be detached`);
         try {
-          await this.remove(rec, a, AbortSignal.any([signal, AbortSignal.timeout(a.timeoutMs ?? this.h.cfg.cni.pluginTimeoutMs)]));
+          await this.remove(rec, a, withTimeout(signal, a.timeoutMs ?? this.h.cfg.cni.pluginTimeoutMs));
         } catch (err) {
           throw toEngineError(err, `failed to detach ${ifName} from sandbox ${id}; it stays removing and is retried by the next detach, Stop or GC`);
         }

@@ -3,14 +3,18 @@
 // sees containerd's CNI_NETNS bind mounts: Containerd.backendCommand), crictl driving pods.
 // runp → the IP of podnet's network inside the pod's netns, a NAD attachment by annotation,
 // port mappings through portmap, a runtime handler's own network, the operator CLI showing
-// runtime-owned namespaces; stopp/rmp release everything; kill -9 of podnetd during a burst of
-// runp, restart, stopp/rmp of everything: nothing leaked.
+// runtime-owned namespaces; stopp/rmp release everything; hot-plug of a running door pod through
+// the CLI (podnet attach|detach over the CRI socket) and through /delegate (as
+// multus-dynamic-networks-controller calls it); kill -9 of podnetd during a burst of runp,
+// restart, stopp/rmp of everything: nothing leaked.
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Result } from '../../src/cni/result.js';
 import { SandboxStore } from '../../src/engine/store.js';
+import { b64, http } from '../cnidoor/door.js';
 import { bridgeConflist, expectNothingLeft, inSubnet, newRoot, onCleanup, REPO_ROOT, startDaemon, uniqueBridge, uniqueSubnet, type Daemon, type TestSubnet } from '../e2e/harness.js';
 import { freeHostPort, ipAddrsIn, natRulesMatching, PLUGIN_DIRS, removeEmptyPortmapChains, waitFor, withHostLock } from '../helpers/env.js';
 import { Containerd, containerdMissing } from './harness.js';
@@ -25,6 +29,7 @@ interface Net {
   name: string;
   subnet: TestSubnet;
   dataDir: string;
+  bridge: string;
 }
 
 describe.skipIf(missing !== undefined)('containerd → podnet-cni → podnetd (the engine)', () => {
@@ -32,21 +37,26 @@ describe.skipIf(missing !== undefined)('containerd → podnet-cni → podnetd (t
   let c: Containerd;
   let d: Daemon;
   const pids: number[] = [];
-  const cluster: Net = { name: `door-${Math.random().toString(16).slice(2, 8)}`, subnet: uniqueSubnet(), dataDir: '' };
-  const gold: Net = { name: `gold-${Math.random().toString(16).slice(2, 8)}`, subnet: uniqueSubnet(), dataDir: '' };
-  const storage: Net = { name: 'storage', subnet: uniqueSubnet(), dataDir: '' };
+  const cluster: Net = { name: `door-${Math.random().toString(16).slice(2, 8)}`, subnet: uniqueSubnet(), dataDir: '', bridge: '' };
+  const gold: Net = { name: `gold-${Math.random().toString(16).slice(2, 8)}`, subnet: uniqueSubnet(), dataDir: '', bridge: '' };
+  const storage: Net = { name: 'storage', subnet: uniqueSubnet(), dataDir: '', bridge: '' };
+  // The network a /delegate call carries (no NAD: its config is in the call).
+  const dyn: Net = { name: `dyn-${Math.random().toString(16).slice(2, 8)}`, subnet: uniqueSubnet(), dataDir: '', bridge: '' };
 
   beforeAll(async () => {
     root = await newRoot();
-    for (const n of [cluster, gold, storage]) n.dataDir = join(root, `ipam-${n.name}`);
+    for (const n of [cluster, gold, storage, dyn]) {
+      n.dataDir = join(root, `ipam-${n.name}`);
+      n.bridge = uniqueBridge();
+    }
     // podnetd's networks: the cluster network (with portmap) and the gold handler's own.
     const goldDir = join(root, 'net-gold.d');
     await mkdir(goldDir);
-    await writeFile(join(goldDir, '10-gold.conflist'), bridgeConflist(gold.name, { bridge: uniqueBridge(), subnet: gold.subnet.subnet, dataDir: gold.dataDir }));
+    await writeFile(join(goldDir, '10-gold.conflist'), bridgeConflist(gold.name, { bridge: gold.bridge, subnet: gold.subnet.subnet, dataDir: gold.dataDir }));
     // A NetworkAttachmentDefinition file for the annotation's net1.
     const nadDir = join(root, 'attachments.d');
     await mkdir(nadDir);
-    const storageConf = JSON.parse(bridgeConflist(storage.name, { bridge: uniqueBridge(), subnet: storage.subnet.subnet, dataDir: storage.dataDir, isGateway: false })) as Record<string, unknown>;
+    const storageConf = JSON.parse(bridgeConflist(storage.name, { bridge: storage.bridge, subnet: storage.subnet.subnet, dataDir: storage.dataDir, isGateway: false })) as Record<string, unknown>;
     await writeFile(
       join(nadDir, 'shop-storage.json'),
       JSON.stringify({ apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name: 'storage', namespace: 'shop' }, spec: { config: JSON.stringify(storageConf) } }),
@@ -65,7 +75,7 @@ describe.skipIf(missing !== undefined)('containerd → podnet-cni → podnetd (t
     pids.push(...c.startedPids());
     d = await startDaemon({
       root,
-      confFiles: { '10-cluster.conflist': bridgeConflist(cluster.name, { bridge: uniqueBridge(), subnet: cluster.subnet.subnet, dataDir: cluster.dataDir, portmap: true }) },
+      confFiles: { '10-cluster.conflist': bridgeConflist(cluster.name, { bridge: cluster.bridge, subnet: cluster.subnet.subnet, dataDir: cluster.dataDir, portmap: true }) },
       runtimes: { gold: { cni_conf_dir: goldDir } },
       cniServer: { socket: cniSocket },
       wrap: (cmd, args) => c.backendCommand(cmd, args),
@@ -146,6 +156,95 @@ describe.skipIf(missing !== undefined)('containerd → podnet-cni → podnetd (t
     expect(await records()).toEqual([]);
     expect(await allocations(gold)).toEqual([]);
     expect(await cacheEntries()).toEqual([]);
+  }, 120_000);
+
+  it('a door pod gets and loses attachments through the CLI (podnet attach|networks|detach) and through /delegate; stopp/rmp leave nothing', async () => {
+    const podFile = await c.podConfigFile({ name: 'web-1', namespace: 'shop', uid: 'uid-web-1' });
+    const id = (await c.crictlOk(['runp', podFile])).trim();
+    const [rec] = await records();
+    expect(rec).toMatchObject({ id, door: 'cni', netnsOwner: 'runtime', phase: 'ready' });
+    // The pod's namespace as containerd mounted it (CNI_NETNS), opened from inside its mount namespace.
+    const inPod = async (args: string[]): Promise<string> => {
+      const [cmd, argv] = c.mountNsCommand('nsenter', [`--net=${rec.netnsPath}`, 'ip', '-j', ...args]);
+      const r = await execa(cmd, argv, { reject: false });
+      if (r.exitCode !== 0) throw new Error(`ip ${args.join(' ')} in pod ${id}: ${String(r.stderr)}`);
+      return String(r.stdout);
+    };
+    const links = async (): Promise<string[]> => (JSON.parse(await inPod(['link', 'show'])) as Array<{ ifname: string }>).map((l) => l.ifname).sort();
+    const v4 = async (ifName: string): Promise<string[]> =>
+      (JSON.parse(await inPod(['-4', 'addr', 'show', 'dev', ifName])) as Array<{ addr_info: Array<{ local: string }> }>).flatMap((l) => l.addr_info.map((a) => a.local));
+    // Host ends of the pod's veths on a network's bridge.
+    const bridgePorts = async (n: Net): Promise<string[]> => JSON.parse(String((await execa('ip', ['-j', 'link', 'show', 'master', n.bridge], { reject: false })).stdout || '[]')) as string[];
+    expect(await links()).toEqual(['eth0', 'lo']);
+
+    // Through the CLI, against podnetd's CRI socket: the CNI door pod's id is containerd's sandbox id.
+    const podnet = async (args: string[]) => execa(process.execPath, [join(REPO_ROOT, 'bin', 'podnet'), ...args, '--socket', d.socket], { reject: false });
+    const attached = await podnet(['attach', id.slice(0, 12), 'storage@net1']);
+    expect(attached.exitCode, String(attached.stderr)).toBe(0);
+    const entry = JSON.parse(String(attached.stdout)) as { name: string; interface: string; ips: string[] };
+    expect(entry).toMatchObject({ name: 'shop/storage', interface: 'net1' });
+    const [net1] = await v4('net1');
+    expect(inSubnet(net1, storage.subnet), net1).toBe(true);
+    expect(entry.ips.map((a) => a.split('/')[0])).toContain(net1);
+    expect(await allocations(storage)).toEqual([net1]);
+    expect(await links()).toEqual(['eth0', 'lo', 'net1']);
+
+    // Through /delegate, as multus-dynamic-networks-controller sends it: one network's config.
+    const dynConf = { cniVersion: '1.0.0', name: dyn.name, type: 'bridge', bridge: dyn.bridge, isGateway: false, ipMasq: false, ipam: { type: 'host-local', dataDir: dyn.dataDir, ranges: [[{ subnet: dyn.subnet.subnet }]] } };
+    const env = (command: 'ADD' | 'DEL') => ({
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: id,
+      CNI_NETNS: rec.netnsPath,
+      CNI_IFNAME: 'dyn0',
+      CNI_PATH: PLUGIN_DIRS.join(':'),
+      CNI_ARGS: `IgnoreUnknown=true;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-1;K8S_POD_INFRA_CONTAINER_ID=${id};K8S_POD_UID=uid-web-1`,
+    });
+    const add = await http(d.cniSocket, 'POST', '/delegate', { env: env('ADD'), config: b64(dynConf), interfaceAttributes: { 'cni-args': { origin: 'dynamic-networks' } } });
+    expect(add.status, add.body).toBe(200);
+    const result = (JSON.parse(add.body) as { Result: Result }).Result;
+    const dynIp = (result.ips ?? []).map((i) => i.address.split('/')[0]);
+    expect(dynIp).toHaveLength(1);
+    expect(inSubnet(dynIp[0], dyn.subnet), dynIp[0]).toBe(true);
+    expect(await v4('dyn0')).toEqual(dynIp);
+    expect(await allocations(dyn)).toEqual(dynIp);
+    expect(await links()).toEqual(['dyn0', 'eth0', 'lo', 'net1']);
+    expect(await bridgePorts(storage)).toHaveLength(1);
+    expect(await bridgePorts(dyn)).toHaveLength(1);
+    expect((await records())[0].attachments.find((a) => a.ifName === 'dyn0')?.cniArgs).toEqual([['origin', 'dynamic-networks']]);
+
+    // `podnet networks` lists the live set of the door pod, hot-plugged ones included.
+    const listed = await podnet(['networks', id]);
+    expect(listed.exitCode, String(listed.stderr)).toBe(0);
+    expect((JSON.parse(String(listed.stdout)) as Array<{ interface: string }>).map((n) => n.interface)).toEqual(['eth0', 'net1', 'dyn0']);
+
+    // Both lose their attachment; their IPs are released.
+    const detached = await podnet(['detach', id, 'net1']);
+    expect(detached.exitCode, String(detached.stderr)).toBe(0);
+    expect(await links()).toEqual(['dyn0', 'eth0', 'lo']);
+    expect(await allocations(storage)).toEqual([]);
+    const del = await http(d.cniSocket, 'POST', '/delegate', { env: env('DEL'), config: b64(dynConf) });
+    expect(del.status, del.body).toBe(200);
+    expect(await links()).toEqual(['eth0', 'lo']);
+    expect(await allocations(dyn)).toEqual([]);
+    // DEL again is done already (CNI DEL is idempotent).
+    expect((await http(d.cniSocket, 'POST', '/delegate', { env: env('DEL'), config: b64(dynConf) })).status).toBe(200);
+    expect((JSON.parse(String((await podnet(['networks', id])).stdout)) as Array<{ interface: string }>).map((n) => n.interface)).toEqual(['eth0']);
+    expect(await bridgePorts(storage)).toEqual([]);
+    expect(await bridgePorts(dyn)).toEqual([]);
+
+    // One more attachment left on the pod: stopp tears it down with the rest.
+    expect((await podnet(['attach', id, 'storage'])).exitCode).toBe(0);
+    expect(await links()).toEqual(['eth0', 'lo', 'net1']);
+    await c.crictlOk(['stopp', id]);
+    await c.crictlOk(['rmp', id]);
+    expect(await records()).toEqual([]);
+    for (const n of [cluster, storage, dyn]) {
+      expect(await allocations(n), n.name).toEqual([]);
+      expect(await bridgePorts(n), n.bridge).toEqual([]);
+    }
+    expect(await cacheEntries()).toEqual([]);
+    const delegated = d.logs.filter((l) => l['door'] === 'cni' && l['route'] === '/delegate');
+    expect(delegated.map((l) => l['outcome'])).toEqual(['OK', 'OK', 'OK']);
   }, 120_000);
 
   it('kill -9 of podnetd during a burst of runp, restart, stopp/rmp of everything: nothing leaked', async () => {
