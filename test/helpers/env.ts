@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { randomBytes, randomInt } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 
 /** Where the real plugins may be installed, in the order a node would search them. */
@@ -52,6 +52,7 @@ export function usedSubnetPrefixes(): string[] {
 function claimMachineWide(kind: string, name: string): boolean {
   const dir = join(tmpdir(), `podnet-test-claims-${kind}`);
   mkdirSync(dir, { recursive: true });
+  sweepOnce(dir);
   const claim = join(dir, name);
   try {
     mkdirSync(claim);
@@ -69,6 +70,26 @@ function claimMachineWide(kind: string, name: string): boolean {
   }
   writeFileSync(join(claim, 'pid'), String(process.pid));
   return true;
+}
+
+const swept = new Set<string>();
+
+/**
+ * Once per process, the claims of processes that are gone are removed (a test worker is killed
+ * rather than exiting, so its claims outlive it), so the claims dir holds only live ones.
+ */
+function sweepOnce(dir: string): void {
+  if (swept.has(dir)) return;
+  swept.add(dir);
+  for (const name of readdirSync(dir)) {
+    let holder: number;
+    try {
+      holder = Number.parseInt(readFileSync(join(dir, name, 'pid'), 'utf8'), 10);
+    } catch {
+      continue; // being made right now
+    }
+    if (!processAlive(holder)) rmSync(join(dir, name), { recursive: true, force: true });
+  }
 }
 
 function processAlive(pid: number): boolean {
