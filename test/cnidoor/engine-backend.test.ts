@@ -7,20 +7,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { CNIConfig } from '../../src/cni/index.js';
 import type { Result } from '../../src/cni/result.js';
 import type { AttachmentCall, DelegateCall, GCCall } from '../../src/cnidoor/backend.js';
 import { EngineBackend } from '../../src/cnidoor/engine-backend.js';
 import { CNIDoorError } from '../../src/cnidoor/errors.js';
 import { CNIDoorServer } from '../../src/cnidoor/server.js';
-import { defaultConfig, type DaemonConfig } from '../../src/cri/config.js';
-import { NADStore } from '../../src/engine/attachments.js';
+import type { DaemonConfig } from '../../src/cri/config.js';
 import { Engine } from '../../src/engine/engine.js';
 import { NetworkManager } from '../../src/engine/network-manager.js';
-import { NetnsLedger, SandboxStore } from '../../src/engine/store.js';
 import { NetnsManager } from '../../src/netns/netns.js';
-import { InlineSpawner } from '../../src/spawner/spawner.js';
-import { Cleanup, TEST_PLUGIN_PATH, hostLocalIpam, ipAddrsIn, pathExists, randomHex, tmpDir, uniqueSubnet, writeJSON, type Subnet } from '../helpers/env.js';
+import { Cleanup, hostLocalIpam, ipAddrsIn, pathExists, randomHex, tmpDir, uniqueSubnet, writeJSON, type Subnet } from '../helpers/env.js';
+import { engineTestConfig, startTestEngine } from '../helpers/engine.js';
 import { b64, http } from './door.js';
 
 const cleanup = new Cleanup();
@@ -47,11 +44,7 @@ function bridgeConflist(name: string, s: Subnet): Record<string, unknown> {
 beforeAll(async () => {
   root = cleanup.dir(await tmpDir('podnet-door-engine-'));
   dataDir = join(root, 'ipam');
-  cfg = defaultConfig();
-  cfg.stateDir = join(root, 'state');
-  cfg.netnsDir = join(root, 'netns');
-  cfg.attachmentsDir = join(root, 'nads');
-  cfg.cni = { ...cfg.cni, binDirs: [...TEST_PLUGIN_PATH], confDir: join(root, 'conf'), cacheDir: join(root, 'cache'), maxConfNum: 1 };
+  cfg = engineTestConfig(root, { maxConfNum: 1 });
   await mkdir(cfg.cni.confDir, { recursive: true });
   await writeJSON(join(cfg.cni.confDir, '10-default.conflist'), bridgeConflist(defaultName, subnet));
   // Another handler's network: a shim config's `network` selects it by name.
@@ -66,11 +59,8 @@ beforeAll(async () => {
   chain.plugins.push({ type: 'e2e-passthrough', failDelIfExists: delMarker });
   await writeJSON(join(delFailDir, '10-delfail.conflist'), chain);
   cfg.runtimes = { delfail: { cniConfDir: delFailDir }, blue: { cniConfDir: blueDir } };
-  const cni = new CNIConfig({ path: cfg.cni.binDirs, cacheDir: cfg.cni.cacheDir });
-  networks = new NetworkManager(cfg, cni, log, 3_600_000);
-  await networks.start();
+  ({ engine, networks } = await startTestEngine(cfg, log));
   const netns = new NetnsManager(cfg.netnsDir);
-  engine = new Engine({ cfg, store: new SandboxStore(cfg.stateDir), ledger: new NetnsLedger(cfg.stateDir), netns, networks, nads: new NADStore(cfg.attachmentsDir), spawner: new InlineSpawner(), log });
   await engine.recover();
   backend = new EngineBackend({ engine, recovered: () => Promise.resolve(), ready: () => ready, netnsExists: (p) => netns.exists(p), log });
   runtimeNetns = new NetnsManager(join(root, 'runtime-netns'));

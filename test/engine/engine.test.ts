@@ -6,20 +6,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { CNIConfig, summarize, type Result, type SetupResult } from '../../src/cni/index.js';
-import { defaultConfig, type DaemonConfig } from '../../src/cri/config.js';
+import { summarize, type Result, type SetupResult } from '../../src/cni/index.js';
+import type { DaemonConfig } from '../../src/cri/config.js';
 import { actionable, findLeaks, fixLeaks } from '../../src/cmd/doctor.js';
-import { NADStore } from '../../src/engine/attachments.js';
 import { Engine } from '../../src/engine/engine.js';
 import { EngineError } from '../../src/engine/errors.js';
 import { NetworkManager } from '../../src/engine/network-manager.js';
 import { NetnsLedger, SandboxStore, type SandboxRecord } from '../../src/engine/store.js';
 import type { SetupRequest } from '../../src/engine/types.js';
 import { NetnsManager } from '../../src/netns/netns.js';
-import { InlineSpawner } from '../../src/spawner/spawner.js';
 import {
   Cleanup,
-  TEST_PLUGIN_PATH,
   hostLocalIpam,
   ipAddrsIn,
   linkExists,
@@ -31,6 +28,7 @@ import {
   writeJSON,
   type Subnet,
 } from '../helpers/env.js';
+import { engineTestConfig, startTestEngine } from '../helpers/engine.js';
 
 const cleanup = new Cleanup();
 const log = pino({ level: 'silent' });
@@ -57,31 +55,15 @@ function bridgeConflist(name: string, subnet: Subnet): Record<string, unknown> {
 
 /** A fresh engine over the test's state dir (as after a daemon restart), networks loaded. */
 async function newEngine(over: Partial<DaemonConfig['cni']> = {}): Promise<Engine> {
-  const c: DaemonConfig = { ...cfg, cni: { ...cfg.cni, ...over } };
-  const cni = new CNIConfig({ path: c.cni.binDirs, cacheDir: c.cni.cacheDir });
-  const networks = new NetworkManager(c, cni, log, 3_600_000);
-  await networks.start();
+  const { engine, networks } = await startTestEngine({ ...cfg, cni: { ...cfg.cni, ...over } }, log);
   managers.push(networks);
-  return new Engine({
-    cfg: c,
-    store: new SandboxStore(c.stateDir),
-    ledger: new NetnsLedger(c.stateDir),
-    netns: new NetnsManager(c.netnsDir),
-    networks,
-    nads: new NADStore(c.attachmentsDir),
-    spawner: new InlineSpawner(),
-    log,
-  });
+  return engine;
 }
 
 beforeAll(async () => {
   root = cleanup.dir(await tmpDir('podnet-engine-'));
   dataDir = join(root, 'ipam');
-  cfg = defaultConfig();
-  cfg.stateDir = join(root, 'state');
-  cfg.netnsDir = join(root, 'netns');
-  cfg.attachmentsDir = join(root, 'nads');
-  cfg.cni = { ...cfg.cni, binDirs: [...TEST_PLUGIN_PATH], confDir: join(root, 'conf'), cacheDir: join(root, 'cache'), maxConfNum: 2 };
+  cfg = engineTestConfig(root, { maxConfNum: 2 });
   await mkdir(cfg.cni.confDir, { recursive: true });
   for (let i = 0; i < 2; i++) {
     subnets.push(uniqueSubnet());

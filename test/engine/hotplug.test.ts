@@ -6,16 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { CNIConfig } from '../../src/cni/index.js';
-import { defaultConfig, type DaemonConfig } from '../../src/cri/config.js';
-import { NADStore } from '../../src/engine/attachments.js';
+import type { DaemonConfig } from '../../src/cri/config.js';
 import { Engine } from '../../src/engine/engine.js';
 import { EngineError } from '../../src/engine/errors.js';
 import { NetworkManager } from '../../src/engine/network-manager.js';
-import { NetnsLedger, SandboxStore, type SandboxRecord } from '../../src/engine/store.js';
+import { type SandboxRecord } from '../../src/engine/store.js';
 import type { EngineObserver, SetupRequest } from '../../src/engine/types.js';
 import { NetnsManager } from '../../src/netns/netns.js';
-import { InlineSpawner } from '../../src/spawner/spawner.js';
 import type { DelegateCall } from '../../src/cnidoor/backend.js';
 import { delegateAdd, delegateDel } from '../../src/cnidoor/delegate.js';
 import { CNIDoorServer } from '../../src/cnidoor/server.js';
@@ -24,7 +21,6 @@ import { RecordingBackend } from '../cnidoor/recording-backend.js';
 import type { Result } from '../../src/cni/result.js';
 import {
   Cleanup,
-  TEST_PLUGIN_PATH,
   createParentLink,
   hostLocalIpam,
   ipAddrsIn,
@@ -37,6 +33,7 @@ import {
   writeJSON,
   type Subnet,
 } from '../helpers/env.js';
+import { engineTestConfig, startTestEngine } from '../helpers/engine.js';
 
 const cleanup = new Cleanup();
 const log = pino({ level: 'silent' });
@@ -53,22 +50,9 @@ let delMarker: string;
 const outcomes: string[] = [];
 
 async function newEngine(): Promise<Engine> {
-  const cni = new CNIConfig({ path: cfg.cni.binDirs, cacheDir: cfg.cni.cacheDir });
-  const networks = new NetworkManager(cfg, cni, log, 3_600_000);
-  await networks.start();
-  managers.push(networks);
   const observer: EngineObserver = { hotplug: (op, door, outcome) => outcomes.push(`${op}/${door}/${outcome}`) };
-  const engine = new Engine({
-    cfg,
-    store: new SandboxStore(cfg.stateDir),
-    ledger: new NetnsLedger(cfg.stateDir),
-    netns: new NetnsManager(cfg.netnsDir),
-    networks,
-    nads: new NADStore(cfg.attachmentsDir),
-    spawner: new InlineSpawner(),
-    log,
-    observer,
-  });
+  const { engine, networks } = await startTestEngine(cfg, log, observer);
+  managers.push(networks);
   await engine.recover();
   return engine;
 }
@@ -80,11 +64,7 @@ function nad(name: string, config: Record<string, unknown>): Record<string, unkn
 beforeAll(async () => {
   root = cleanup.dir(await tmpDir('podnet-hotplug-'));
   dataDir = join(root, 'ipam');
-  cfg = defaultConfig();
-  cfg.stateDir = join(root, 'state');
-  cfg.netnsDir = join(root, 'netns');
-  cfg.attachmentsDir = join(root, 'nads');
-  cfg.cni = { ...cfg.cni, binDirs: [...TEST_PLUGIN_PATH], confDir: join(root, 'conf'), cacheDir: join(root, 'cache') };
+  cfg = engineTestConfig(root);
   await mkdir(cfg.cni.confDir, { recursive: true });
   await mkdir(cfg.attachmentsDir, { recursive: true });
   for (const k of ['cluster', 'br', 'mv', 'flaky', 'static'] as const) net[k] = { name: `hp${k}-${randomHex(4)}`, subnet: uniqueSubnet() };
