@@ -17,6 +17,7 @@ import { Engine } from '../../src/engine/engine.js';
 import { NetworkManager } from '../../src/engine/network-manager.js';
 import { NetnsManager } from '../../src/netns/netns.js';
 import { Cleanup, hostLocalIpam, ipAddrsIn, pathExists, randomHex, tmpDir, uniqueSubnet, writeJSON, type Subnet } from '../helpers/env.js';
+import { rejectionOf } from '../helpers/refusal.js';
 import { engineTestConfig, startTestEngine } from '../helpers/engine.js';
 import { b64, http } from './door.js';
 
@@ -114,14 +115,7 @@ async function cacheEntriesOf(id: string): Promise<string[]> {
 }
 
 /** The CNI error a promise fails with. */
-async function cniError(p: Promise<unknown>): Promise<CNIDoorError> {
-  const err: unknown = await p.then(
-    () => new Error('expected a CNI error, the call succeeded'),
-    (e: unknown) => e,
-  );
-  if (!(err instanceof CNIDoorError)) throw err instanceof Error ? err : new Error(String(err));
-  return err;
-}
+const cniError = (p: Promise<unknown>): Promise<CNIDoorError> => rejectionOf(p, CNIDoorError);
 
 const ipOf = (r: Result): string => r.ips![0].address.split('/')[0];
 

@@ -18,6 +18,7 @@ import {
 import type { SandboxRecord } from '../../src/engine/store.js';
 import { PodSandboxStatsRequest } from '../../src/gen/runtime/v1/api.js';
 import { TEST_PLUGIN_PATH, createParentLink, freeHostPort, delHostLink, linkExists, nsExec, pidAlive, randomHex, shOk, uniqueSubnet, waitFor } from '../helpers/env.js';
+import { rejectionOf } from '../helpers/refusal.js';
 import { REPO_ROOT, expectNothingLeft, listDir, newRoot, onCleanup, podConfig, startDaemon, testNetwork, uniqueBridge, type Daemon, type DaemonOptions } from './harness.js';
 
 const PODNET = join(REPO_ROOT, 'bin', 'podnet');
@@ -53,14 +54,7 @@ function podNetworks(d: Daemon) {
   };
 }
 
-async function callError(p: Promise<unknown>): Promise<CallError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(CallError);
-  return e as CallError;
-}
+const callError = (p: Promise<unknown>): Promise<CallError> => rejectionOf(p, CallError);
 
 function nad(name: string, config: Record<string, unknown>): string {
   return JSON.stringify({ apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name, namespace: 'e2e' }, spec: { config: JSON.stringify(config) } });

@@ -28,6 +28,7 @@ import {
   writeJSON,
   type Subnet,
 } from '../helpers/env.js';
+import { rejectionOf } from '../helpers/refusal.js';
 import { engineTestConfig, startTestEngine } from '../helpers/engine.js';
 
 const cleanup = new Cleanup();
@@ -158,14 +159,7 @@ async function expectWired(ns: string, r: SetupResult, loopback = true): Promise
   }
 }
 
-async function engineError(p: Promise<unknown>): Promise<EngineError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(EngineError);
-  return err as EngineError;
-}
+const engineError = (p: Promise<unknown>): Promise<EngineError> => rejectionOf(p, EngineError);
 
 describe('a runtime-owned namespace', () => {
   it('in parallel: set up (lo, eth0, eth1), checked, torn down, forgotten, and the namespace stays', async () => {

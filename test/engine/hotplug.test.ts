@@ -33,6 +33,7 @@ import {
   writeJSON,
   type Subnet,
 } from '../helpers/env.js';
+import { rejectionOf } from '../helpers/refusal.js';
 import { engineTestConfig, startTestEngine } from '../helpers/engine.js';
 
 const cleanup = new Cleanup();
@@ -135,14 +136,7 @@ async function links(ns: string): Promise<string[]> {
     .sort();
 }
 
-async function engineError(p: Promise<unknown>): Promise<EngineError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(EngineError);
-  return err as EngineError;
-}
+const engineError = (p: Promise<unknown>): Promise<EngineError> => rejectionOf(p, EngineError);
 
 function onDisk(id: string): Promise<SandboxRecord> {
   return readFile(join(cfg.stateDir, 'sandboxes', `${id}.json`), 'utf8').then((t) => JSON.parse(t) as SandboxRecord);

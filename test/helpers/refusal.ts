@@ -19,3 +19,13 @@ export function invalidArgumentMessage(fn: () => unknown): string {
   }
   throw new Error('expected INVALID_ARGUMENT, but nothing was thrown');
 }
+
+/** What p is rejected with, checked to be a `kind`; the test fails if p resolves or fails with something else. */
+export async function rejectionOf<E>(p: Promise<unknown>, kind: abstract new (...args: never[]) => E): Promise<E> {
+  const err: unknown = await p.then(
+    () => new Error('expected a rejection, but the promise resolved'),
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(kind);
+  return err as E;
+}
