@@ -12,6 +12,7 @@ import type {
 import { parseNetDev, type InterfaceCounters, type NetDevReader } from '../netns/netdev.js';
 import { failedPrecondition } from './errors.js';
 import { Semaphore } from '../engine/locks.js';
+import { DEFAULT_IFNAME } from '../engine/types.js';
 import { systemClock, type Clock } from './sandbox-service.js';
 
 /** What the stats code needs to know of one sandbox. */
@@ -40,9 +41,6 @@ export interface SandboxStatsDeps {
   /** Namespace reads at once for a list (each may start a process with spawner = "inline"). */
   concurrency?: number;
 }
-
-/** The interface the kubelet reports as the pod's own. */
-const DEFAULT_IFNAME = 'eth0';
 
 function usage(c: InterfaceCounters): NetworkInterfaceUsage {
   return { name: c.name, rxBytes: { value: c.rxBytes }, rxErrors: { value: c.rxErrors }, txBytes: { value: c.txBytes }, txErrors: { value: c.txErrors } };
