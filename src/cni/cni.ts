@@ -9,6 +9,7 @@ import { isObject, type JSONObject } from './json.js';
 import { convertResult, parseResult, type AnyResult } from './result.js';
 import { parseJSON } from './json.js';
 import { formatCniArgs, validateRuntimeConf, type RuntimeConf } from './runtime-conf.js';
+import { handled } from '../util/settle.js';
 import { compareVersions, isSupportedVersion, versionAtLeast, type SpecVersion } from './version.js';
 
 /** One plugin execution, reported to an observer (metrics, logs, per-sandbox timings). */
@@ -55,6 +56,17 @@ export interface CNIConfigOptions {
 
 export interface OpOptions {
   signal?: AbortSignal;
+  /**
+   * The result cache's write (ADD's entry, DEL's removal) is started and pushed here instead of
+   * awaited, so a caller can overlap it with its own durable write. The caller must settle every
+   * one before it relies on the cache, or before it DELs what it added.
+   */
+  deferCacheWrites?: Array<Promise<void>>;
+  /**
+   * DEL: the attachment's cache entry, already read (getCachedAttachment), so it is not read again
+   * for its prevResult. Absent: read from the cache dir as libcni does.
+   */
+  cached?: CachedAttachment;
 }
 
 /** An attachment that is still in use; GC leaves its resources alone. */
@@ -133,7 +145,9 @@ export class CNIConfig {
       prev = out;
     }
     const result = prev!;
-    await this.cacheFor(rt).put(cacheEntry(list, rt, result));
+    const write = this.cacheFor(rt).put(cacheEntry(list, rt, result));
+    if (opts.deferCacheWrites) opts.deferCacheWrites.push(handled(write));
+    else await write;
     return result;
   }
 
@@ -146,12 +160,14 @@ export class CNIConfig {
     validateRuntimeConf(rt, false);
     let prev: AnyResult | undefined;
     if (versionAtLeast(list.cniVersion, '0.4.0')) {
-      prev = await this.cachedResultOrUndefined(list, rt);
+      prev = await this.delPrevResult(list, rt, opts.cached);
     }
     for (let i = list.plugins.length - 1; i >= 0; i--) {
       await this.runAttachmentPlugin('DEL', list, list.plugins[i], prev, rt, opts.signal);
     }
-    await this.cacheFor(rt).delete(list.name, rt.containerID, rt.ifName);
+    const removal = this.cacheFor(rt).delete(list.name, rt.containerID, rt.ifName);
+    if (opts.deferCacheWrites) opts.deferCacheWrites.push(handled(removal));
+    else await removal;
   }
 
   /** CHECK every plugin in order against the cached result. Not defined before 0.4.0. */
@@ -287,17 +303,21 @@ export class CNIConfig {
       }
       const raw = isObject(obj) && obj['kind'] === CACHE_KIND ? obj['result'] : parseJSON(bytes);
       if (raw === undefined || raw === null) return undefined;
-      return convertResult(parseResult(raw), list.cniVersion);
+      return this.cachedResultOf(raw, list);
     } catch (err) {
       throw new Error(`failed to get network ${JSON.stringify(list.name)} cached result: ${(err as Error).message}`);
     }
   }
 
+  /** An attachment's cache entry (cniCacheV1), read once; undefined when there is none. */
+  getCachedAttachment(network: string, rt: RuntimeConf): Promise<CachedAttachment | undefined> {
+    return this.cacheFor(rt).get(network, rt.containerID, rt.ifName);
+  }
+
   /** The list and runtime conf an attachment was added with, straight from the cache. */
   async getNetworkListCachedConfig(network: string, rt: RuntimeConf): Promise<{ list: NetworkConfigList; rt: RuntimeConf } | undefined> {
-    const entry = await this.cacheFor(rt).get(network, rt.containerID, rt.ifName);
-    if (!entry || entry.config.length === 0) return undefined;
-    return { list: confListFromConfBytes(entry.config, `cache:${network}-${rt.containerID}-${rt.ifName}`), rt: { ...rt, ...runtimeArgsFromCache(entry) } };
+    const entry = await this.getCachedAttachment(network, rt);
+    return entry && cachedConfigOf(entry, rt);
   }
 
   getCachedAttachments(containerID?: string): Promise<CachedAttachment[]> {
@@ -310,9 +330,15 @@ export class CNIConfig {
     return rt.cacheDir ? new ResultCache(rt.cacheDir) : this.cache;
   }
 
-  private async cachedResultOrUndefined(list: NetworkConfigList, rt: RuntimeConf): Promise<AnyResult | undefined> {
+  /** A cached result in the list's version. */
+  private cachedResultOf(raw: unknown, list: NetworkConfigList): AnyResult {
+    return convertResult(parseResult(raw), list.cniVersion);
+  }
+
+  /** DEL's prevResult: the entry already read, else the cache file's. */
+  private async delPrevResult(list: NetworkConfigList, rt: RuntimeConf, cached: CachedAttachment | undefined): Promise<AnyResult | undefined> {
     try {
-      return await this.getNetworkListCachedResult(list, rt);
+      return cached?.result ? this.cachedResultOf(cached.result, list) : await this.getNetworkListCachedResult(list, rt);
     } catch {
       // A corrupt cache entry must not block DEL: plugins accept an empty prevResult on DEL.
       return undefined;
@@ -442,6 +468,12 @@ export class CNIConfig {
       throw err;
     }
   }
+}
+
+/** The list and runtime conf a cache entry was added with; undefined for an entry without its config (a libcni before cniCacheV1). */
+export function cachedConfigOf(entry: CachedAttachment, rt: RuntimeConf): { list: NetworkConfigList; rt: RuntimeConf } | undefined {
+  if (entry.config.length === 0) return undefined;
+  return { list: confListFromConfBytes(entry.config, `cache:${entry.networkName}-${rt.containerID}-${rt.ifName}`), rt: { ...rt, ...runtimeArgsFromCache(entry) } };
 }
 
 /** What a plugin reads on stdin. */

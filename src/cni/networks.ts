@@ -1,5 +1,5 @@
 import { confListFromBytes, loadConfDir, type ConfigLoadError, type NetworkConfigList } from './config.js';
-import { CNIConfig, type CNIConfigOptions } from './cni.js';
+import { cachedConfigOf, CNIConfig, type CNIConfigOptions, type OpOptions } from './cni.js';
 import { resultIPs, type DNS, type Result, type Route } from './result.js';
 import type { RuntimeConf } from './runtime-conf.js';
 
@@ -137,14 +137,18 @@ export class Networks {
 /**
  * DEL one attachment. The cached config and args win over the current ones: the spec says the
  * config must not change between ADD and DEL, and a file edited since must not strand an IP.
+ * `opts.cached` is the attachment's cache entry when the caller has read it already.
  */
-export async function delAttachment(cni: CNIConfig, a: Attachment, rt: RuntimeConf, signal?: AbortSignal): Promise<void> {
-  let cached;
+export async function delAttachment(cni: CNIConfig, a: Attachment, rt: RuntimeConf, signal?: AbortSignal, opts: Omit<OpOptions, 'signal'> = {}): Promise<void> {
+  let entry = opts.cached;
+  if (!entry) entry = await cni.getCachedAttachment(a.list.name, rt).catch(() => undefined);
+  let cached: ReturnType<typeof cachedConfigOf>;
   try {
-    cached = await cni.getNetworkListCachedConfig(a.list.name, rt);
+    cached = entry && cachedConfigOf(entry, rt);
   } catch {
+    // An entry whose config does not parse: DEL from the caller's list, as with no entry.
     cached = undefined;
   }
   const delRt: RuntimeConf = cached ? { ...cached.rt, netNS: rt.netNS } : rt;
-  await cni.delNetworkList(cached?.list ?? a.list, delRt, signal ? { signal } : {});
+  await cni.delNetworkList(cached?.list ?? a.list, delRt, { ...opts, ...(entry ? { cached: entry } : {}), ...(signal ? { signal } : {}) });
 }

@@ -28,6 +28,8 @@ import type { NetworkManager, NetworkStatus } from './network-manager.js';
 import { liveAttachments, selectPodIPs } from './network-status.js';
 import { neverAdded, recordAddProgress } from './rollback.js';
 import { NetnsLedger, SandboxStore, StoreError, type AttachmentRecord, type PluginTiming, type SandboxRecord } from './store.js';
+import type { CachedAttachment } from '../cni/cache.js';
+import { handled, settleAll } from '../util/settle.js';
 import { withTimeout } from '../util/timeout.js';
 import { DEFAULT_IFNAME } from './types.js';
 import type {
@@ -61,6 +63,9 @@ export interface EngineDeps {
   log: Logger;
   observer?: EngineObserver;
 }
+
+/** An attachment's cache entry, read before its DEL. */
+type CachedEntries = Map<AttachmentRecord, CachedAttachment>;
 
 const POD_ANNOTATIONS_CAPABILITY = 'io.kubernetes.cri.pod-annotations';
 /** CNI_ARGS the engine sets itself from the pod; a door's extra args never repeat them. */
@@ -339,27 +344,34 @@ export class Engine implements PodNetworkEngine, HotplugEngine {
   private async createNetwork(rec: SandboxRecord, signal: AbortSignal): Promise<void> {
     const log = this.log.child({ sandbox: rec.id, pod: `${rec.metadata.namespace}/${rec.metadata.name}`, door: rec.door });
     const owned = rec.netnsOwner === 'podnet';
-    // The record and the ledger entry are independent files; written together they cost one
-    // fsync round trip on the Run path instead of two.
-    const [recorded, ledgered] = await Promise.allSettled([this.store.put(rec), owned ? this.ledger.add(rec.netnsPath) : Promise.resolve()]);
-    if (recorded.status === 'rejected') {
+    // The ledger entry only matters once no record names the namespace, which the order of every
+    // teardown rules out while the record lives: it is written beside the setup and awaited with
+    // the ready record, off the Run path.
+    const ledgered = handled(owned ? this.ledger.add(rec.netnsPath) : Promise.resolve());
+    const pending: Array<Promise<void>> = [ledgered];
+    try {
+      await this.store.put(rec);
+    } catch (err) {
       // No namespace exists yet; an entry left by a failed remove is swept at the next start.
-      if (owned && ledgered.status === 'fulfilled') await this.ledger.remove(rec.netnsPath).catch(() => undefined);
-      throw toEngineError(recorded.reason, 'failed to record sandbox');
+      if (owned && (await ledgered.then(() => true, () => false))) await this.ledger.remove(rec.netnsPath).catch(() => undefined);
+      throw toEngineError(err, 'failed to record sandbox');
     }
     this.step('created', rec);
     this.timings.set(rec.id, rec.timings);
     try {
-      if (ledgered.status === 'rejected') throw ledgered.reason;
       if (owned) await this.timedNetns('create', rec.door, () => this.netns.create(rec.netnsPath));
-      const result = await this.setupAttachments(rec, signal);
+      const result = await this.setupAttachments(rec, signal, pending);
       rec.ips = selectPodIPs(result, this.cfg.cni.ipPref, rec.clusterIfName);
       rec.results = result.results;
       rec.phase = 'ready';
-      await this.store.put(rec);
+      // The ready record, the last cache entries and the ledger entry are independent files:
+      // written together, all durable before the client hears of the sandbox.
+      await settleAll([this.store.put(rec), ...pending]);
       this.step('ready', rec);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'pod network setup failed; cleaning up');
+      // A write still in flight must land before the cleanup removes what it wrote.
+      await Promise.allSettled(pending);
       recordAddProgress(rec);
       await this.cleanupFailedCreate(rec, log);
       throw toEngineError(err, `failed to set up network for sandbox ${rec.id}`);
@@ -410,10 +422,11 @@ export class Engine implements PodNetworkEngine, HotplugEngine {
    * attachment in order with its own timeout. A failure stops here; the caller DELs everything.
    * The one ADD loop of podnet.
    */
-  private async setupAttachments(rec: SandboxRecord, clientSignal: AbortSignal): Promise<SetupResult> {
+  /** `cacheWrites` collects the result cache's writes, for the caller to settle (OpOptions.deferCacheWrites). */
+  private async setupAttachments(rec: SandboxRecord, clientSignal: AbortSignal, cacheWrites: Array<Promise<void>>): Promise<SetupResult> {
     const add = async (a: AttachmentRecord): Promise<{ network: string; ifName: string; result: Result }> => {
       const signal = withTimeout(clientSignal, a.timeoutMs ?? this.cfg.cni.pluginTimeoutMs);
-      const r = await this.networks.cni.addNetworkList(attachmentList(rec, a), this.runtimeConf(rec, a, rec.netnsPath), { signal });
+      const r = await this.networks.cni.addNetworkList(attachmentList(rec, a), this.runtimeConf(rec, a, rec.netnsPath), { signal, deferCacheWrites: cacheWrites });
       return { network: a.network, ifName: a.ifName, result: toCurrent(r) };
     };
     const primary = rec.attachments.filter((a) => !a.secondary);
@@ -463,40 +476,67 @@ export class Engine implements PodNetworkEngine, HotplugEngine {
   // ---- tear down ------------------------------------------------------------------------------
 
   /**
-   * DEL every attachment (reverse order, cached config first), then remove the namespace if it is
-   * ours. The namespace may already be gone: DEL still runs with an empty CNI_NETNS so IPAM is
-   * released. A runtime-owned namespace is never removed.
+   * DEL every attachment, mirroring ADD: the extra attachments last-added first, then loopback and
+   * the cluster network together (unless setup_serially), each from its cached config. Then the
+   * namespace is removed if it is ours, along with the cache entries and `alongside` (the caller's
+   * record write): none of them depends on another once every DEL has returned. The namespace may
+   * already be gone: DEL still runs with an empty CNI_NETNS so IPAM is released. A runtime-owned
+   * namespace is never removed. `cached`: the cache entries, when the caller has read them.
    */
-  private async teardown(rec: SandboxRecord): Promise<void> {
+  private async teardown(rec: SandboxRecord, opts: { cached?: CachedEntries; alongside?: () => Promise<void> } = {}): Promise<void> {
     if (rec.hostNetwork) return;
     const signal = AbortSignal.timeout(this.cfg.cleanupTimeoutMs);
     const nsExists = rec.netnsPath !== '' && (await this.netns.exists(rec.netnsPath));
     const errors: Error[] = [];
+    const cacheWrites: Array<Promise<void>> = [];
+    const del = async (a: AttachmentRecord): Promise<void> => {
+      try {
+        const rt = this.runtimeConf(rec, a, nsExists ? rec.netnsPath : '');
+        const cached = opts.cached?.get(a);
+        await delAttachment(this.networks.cni, { list: attachmentList(rec, a), ifName: a.ifName }, rt, signal, { deferCacheWrites: cacheWrites, ...(cached ? { cached } : {}) });
+      } catch (err) {
+        // Only an attachment no plugin of which returned from ADD may fail its DEL and still be
+        // forgotten (rollback.ts); anything else keeps the sandbox until a DEL succeeds.
+        const completed = await this.networks.cni.cache.get(a.network, rec.id, a.ifName).catch(() => undefined);
+        if (neverAdded(a) && !completed) {
+          this.log.warn({ sandbox: rec.id, network: a.network, ifName: a.ifName, err: (err as Error).message }, 'ignoring DEL failure of an attachment no plugin of which returned from ADD');
+          return;
+        }
+        errors.push(err as Error);
+      }
+    };
     this.timings.set(rec.id, rec.timings);
     try {
-      for (const a of rec.attachments.slice().reverse()) {
-        try {
-          const rt = this.runtimeConf(rec, a, nsExists ? rec.netnsPath : '');
-          await delAttachment(this.networks.cni, { list: attachmentList(rec, a), ifName: a.ifName }, rt, signal);
-        } catch (err) {
-          // Only an attachment no plugin of which returned from ADD may fail its DEL and still be
-          // forgotten (rollback.ts); anything else keeps the sandbox until a DEL succeeds.
-          const completed = await this.networks.cni.cache.get(a.network, rec.id, a.ifName).catch(() => undefined);
-          if (neverAdded(a) && !completed) {
-            this.log.warn({ sandbox: rec.id, network: a.network, ifName: a.ifName, err: (err as Error).message }, 'ignoring DEL failure of an attachment no plugin of which returned from ADD');
-            continue;
-          }
-          errors.push(err as Error);
-        }
-      }
+      for (const a of rec.attachments.filter((x) => x.secondary).reverse()) await del(a);
+      const primary = rec.attachments.filter((x) => !x.secondary).reverse();
+      if (this.cfg.cni.setupSerially) for (const a of primary) await del(a);
+      else await Promise.all(primary.map(del));
     } finally {
       this.timings.delete(rec.id);
     }
-    if (errors.length > 0) throw errors[0];
-    if (rec.netnsPath && rec.netnsOwner === 'podnet') {
+    if (errors.length > 0) {
+      await Promise.allSettled(cacheWrites);
+      throw errors[0];
+    }
+    const removeNetns = async (): Promise<void> => {
+      if (!rec.netnsPath || rec.netnsOwner !== 'podnet') return;
       await this.timedNetns('remove', rec.door, () => this.netns.remove(rec.netnsPath));
       await this.ledger.remove(rec.netnsPath);
-    }
+    };
+    await settleAll([removeNetns(), ...cacheWrites, ...(opts.alongside ? [opts.alongside()] : [])]);
+  }
+
+  /** Each attachment's cache entry, read in one go (a read changes nothing, so it may overlap a write). */
+  private async readCachedEntries(rec: SandboxRecord): Promise<CachedEntries> {
+    const out: CachedEntries = new Map();
+    if (rec.hostNetwork) return out;
+    await Promise.all(
+      rec.attachments.map(async (a) => {
+        const entry = await this.networks.cni.getCachedAttachment(a.network, this.runtimeConf(rec, a, rec.netnsPath)).catch(() => undefined);
+        if (entry) out.set(a, entry);
+      }),
+    );
+    return out;
   }
 
   async tearDown(id: string, opts: TeardownOptions = {}): Promise<void> {
@@ -504,7 +544,7 @@ export class Engine implements PodNetworkEngine, HotplugEngine {
       await this.recovered();
       if (!this.store.get(id)) return;
       await this.locks.run(id, async () => {
-        await this.networkWork(() => this.stopLocked(id));
+        await this.networkWork(() => this.stopLocked(id, opts.forget === true));
         const rec = this.store.get(id);
         if (opts.forget && rec) {
           await this.store.delete(id);
@@ -516,27 +556,44 @@ export class Engine implements PodNetworkEngine, HotplugEngine {
     }
   }
 
-  private async stopLocked(id: string): Promise<void> {
+  /**
+   * Stop: `stopping` is durable before any DEL, so a crash in the middle is finished by recovery.
+   * The `notready` record is written beside the namespace's removal; a sandbox about to be
+   * forgotten skips it (its record is deleted next, and `stopping` already says what to finish).
+   */
+  private async stopLocked(id: string, forgetting = false): Promise<void> {
     const rec = this.store.get(id);
     if (!rec) return;
     // Already torn down (Stop then Remove): nothing to DEL again.
     if (rec.phase === 'notready' && !rec.lastError && !rec.teardownPending && !(rec.netnsPath && (await this.netns.exists(rec.netnsPath)))) return;
     rec.phase = 'stopping';
-    await this.store.put(rec);
+    const [, cached] = await Promise.all([this.store.put(rec), this.readCachedEntries(rec)]);
+    const stopped = (): void => {
+      rec.phase = 'notready';
+      rec.ips = [];
+      delete rec.lastError;
+      delete rec.teardownPending;
+      Hotplug.forgetRemoved(rec);
+    };
     try {
-      await this.teardown(rec);
+      await this.teardown(rec, {
+        cached,
+        ...(forgetting
+          ? {}
+          : {
+              alongside: () => {
+                stopped();
+                return this.store.put(rec);
+              },
+            }),
+      });
     } catch (err) {
       rec.phase = 'notready';
       rec.lastError = (err as Error).message;
       await this.store.put(rec);
       throw toEngineError(err, `failed to tear down network of sandbox ${id}`);
     }
-    rec.phase = 'notready';
-    rec.ips = [];
-    delete rec.lastError;
-    delete rec.teardownPending;
-    Hotplug.forgetRemoved(rec);
-    await this.store.put(rec);
+    if (forgetting) stopped();
     this.step('stopped', rec);
   }
 

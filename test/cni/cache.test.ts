@@ -182,6 +182,30 @@ describe('what we write', () => {
     expect(raw['result']).toEqual({ cniVersion: '1.1.0' });
   });
 
+  it('deferCacheWrites: ADD hands the caller its cache write and DEL its removal; DEL takes a pre-read entry as prevResult', async () => {
+    const dir = await freshDir();
+    const cni = new CNIConfig({ path: TEST_PLUGIN_PATH, cacheDir: dir });
+    const record = join(dir, 'record.log');
+    const list = confListFromBytes(Buffer.from(JSON.stringify({ cniVersion: '1.1.0', name: 'deferred', plugins: [{ type: 'record-gc', recordFile: record }] })));
+    const rt = { containerID: 'ctr6', netNS: '/var/run/netns/z', ifName: 'eth0' };
+    const writes: Array<Promise<void>> = [];
+    await cni.addNetworkList(list, rt, { deferCacheWrites: writes });
+    expect(writes).toHaveLength(1);
+    await Promise.all(writes);
+    const entry = await cni.getCachedAttachment('deferred', rt);
+    expect(entry?.result).toEqual({ cniVersion: '1.1.0' });
+
+    // The entry the caller read is what DEL sends, not a second read of the file.
+    const removals: Array<Promise<void>> = [];
+    await cni.delNetworkList(list, rt, { deferCacheWrites: removals, cached: { ...entry!, result: { cniVersion: '1.1.0', dns: { nameservers: ['10.0.0.53'] } } } });
+    expect(removals).toHaveLength(1);
+    await Promise.all(removals);
+    expect(await readdir(join(dir, 'results'))).toEqual([]);
+    const del = (await readFile(record, 'utf8')).trim().split('\n').find((l) => l.startsWith('DEL\t'))!;
+    const stdin = JSON.parse(del.split('\t')[3]) as { prevResult?: unknown };
+    expect(stdin.prevResult).toEqual({ cniVersion: '1.1.0', dns: { nameservers: ['10.0.0.53'] } });
+  });
+
   it('leaves out empty optional fields, as Go’s omitempty does', () => {
     const a: CachedAttachment = { containerID: 'c', ifName: 'eth0', networkName: 'n', config: Buffer.from('{}'), cniArgs: [], capabilityArgs: {} };
     const raw = JSON.parse(encodeCacheEntry(a).toString()) as Record<string, unknown>;

@@ -45,6 +45,8 @@ const managers: NetworkManager[] = [];
 let goodName: string;
 let delFailName: string;
 let delMarker: string;
+/** Where the `together` handler's DELs meet. */
+let rendezvous: string;
 
 function bridgeConflist(name: string, subnet: Subnet): Record<string, unknown> {
   return {
@@ -87,7 +89,16 @@ beforeAll(async () => {
   const chain = bridgeConflist(delFailName, uniqueSubnet()) as { plugins: unknown[] };
   chain.plugins.push({ type: 'e2e-passthrough', failDelIfExists: delMarker });
   await writeJSON(join(delFailDir, '10-delfail.conflist'), chain);
-  cfg.runtimes = { failing: { cniConfDir: failDir, cniMaxConfNum: 2 }, delfail: { cniConfDir: delFailDir } };
+  // A handler whose two networks' DELs each wait for the other's: they pass only if run together.
+  const togetherDir = join(root, 'conf-together');
+  await mkdir(togetherDir);
+  rendezvous = join(root, 'rendezvous');
+  for (let i = 0; i < 2; i++) {
+    const list = bridgeConflist(`together${i}-${randomHex(4)}`, uniqueSubnet()) as { plugins: unknown[] };
+    list.plugins.push({ type: 'e2e-passthrough', delRendezvous: rendezvous, delRendezvousSeconds: 5 });
+    await writeJSON(join(togetherDir, `${10 + i}-together.conflist`), list);
+  }
+  cfg.runtimes = { failing: { cniConfDir: failDir, cniMaxConfNum: 2 }, delfail: { cniConfDir: delFailDir }, together: { cniConfDir: togetherDir, cniMaxConfNum: 2 } };
   runtimeNetns = new NetnsManager(join(root, 'runtime-netns'));
   // Every namespace the engine made must be gone by the end, and the test's own ones are removed here.
   cleanup.push(async () => expect(await new NetnsManager(cfg.netnsDir).list()).toEqual([]), 'no engine namespace left');
@@ -319,6 +330,34 @@ describe('teardown is idempotent', () => {
     expect(await linkExists(ns, 'eth1')).toBe(false);
     expect(await allocFiles(0)).toEqual([]);
     expect(await allocFiles(1)).toEqual([]);
+  });
+});
+
+describe('teardown mirrors setup', () => {
+  it('the networks set up together are torn down together (each DEL waits for the other), and serially one at a time', async () => {
+    const ns = await runtimeNamespace();
+    const engine = await newEngine();
+    const req = request(ns, { networks: { runtimeHandler: 'together' } });
+    const { record } = await engine.setUp(req, AbortSignal.timeout(60_000));
+    expect(record.attachments.map((a) => a.ifName)).toEqual(['lo', 'eth0', 'eth1']);
+    await engine.tearDown(req.id, { forget: true });
+    expect((await readdir(rendezvous)).sort()).toEqual(['eth0', 'eth1']);
+    expect(engine.get(req.id)).toBeUndefined();
+    expect(await cacheEntriesOf(req.id)).toEqual([]);
+
+    // setup_serially: one DEL at a time, so the first one waits in vain and the sandbox is kept.
+    await rm(rendezvous, { recursive: true });
+    const serial = await newEngine({ setupSerially: true });
+    const req2 = request(await runtimeNamespace(), { networks: { runtimeHandler: 'together' } });
+    await serial.setUp(req2, AbortSignal.timeout(60_000));
+    const err = await engineError(serial.tearDown(req2.id));
+    expect(err.message).toContain('DEL rendezvous timed out');
+    expect(serial.get(req2.id)).toMatchObject({ phase: 'notready', lastError: expect.stringContaining('rendezvous') as unknown });
+    // The other one arrives: the retry finishes.
+    await writeFile(join(rendezvous, 'eth0'), '');
+    await serial.tearDown(req2.id, { forget: true });
+    expect(serial.get(req2.id)).toBeUndefined();
+    expect(await cacheEntriesOf(req2.id)).toEqual([]);
   });
 });
 

@@ -1,0 +1,17 @@
+/**
+ * Waits for every promise to settle, then throws the first rejection. Unlike Promise.all, nothing
+ * is still running when it throws: a cleanup that follows never races a write in flight.
+ */
+export async function settleAll(ps: ReadonlyArray<Promise<unknown>>): Promise<void> {
+  const failed = (await Promise.allSettled(ps)).find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/**
+ * The same promise, marked handled: its owner awaits it later, and a rejection before then must
+ * not count as unhandled (which ends the process).
+ */
+export function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
