@@ -21,11 +21,11 @@
 //   2. test/containerd/harness.ts (the CNI-door tests' harness), compiled by importTs() into the
 //      run's snapshot; it is told the checkout's root, since its own file then lives elsewhere.
 import { existsSync } from 'node:fs';
-import { get } from 'node:http';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO } from '../lib/config.mjs';
 import { must } from '../lib/proc.mjs';
+import { scrapeHttp } from '../lib/prometheus.mjs';
 
 const HARNESS_TS = join('test', 'containerd', 'harness.ts');
 
@@ -42,26 +42,6 @@ export async function loadHarness(run) {
   return run.containerdHarness;
 }
 
-/**
- * GET /v1/metrics without Accept-Encoding: containerd 1.6's exposition is ~370 KB (grpc
- * counters for every method × code), and gzipping it (what fetch asks for) costs containerd
- * another 3–4 ms of CPU per scrape on top of ~7.
- */
-function scrape(port) {
-  return new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path: '/v1/metrics', timeout: 10_000 }, (res) => {
-      const chunks = [];
-      res.on('data', (b) => chunks.push(b));
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`containerd metrics: HTTP ${res.statusCode}`))));
-      res.on('error', reject);
-    })
-      .on('timeout', function () {
-        this.destroy(new Error('containerd metrics: no answer within 10 s'));
-      })
-      .on('error', reject);
-  });
-}
-
 /** test/containerd/harness.ts's Containerd behind the bench's startContainerd(). */
 function adapt(m) {
   const missing = m.containerdMissing(REPO);
@@ -71,7 +51,10 @@ function adapt(m) {
       const c = await m.Containerd.start({ confDir, binDirs, metrics: true, repoRoot: REPO });
       return {
         socket: c.socket,
-        scrapeMetrics: () => scrape(c.metricsPort),
+        // Without Accept-Encoding: containerd 1.6's exposition is ~370 KB (grpc counters for every
+        // method × code), and gzipping it (what fetch asks for) costs containerd another 3–4 ms of
+        // CPU per scrape on top of ~7.
+        scrapeMetrics: () => scrapeHttp(c.metricsPort, '/v1/metrics', 'containerd metrics'),
         pid: () => c.pid(),
         mountNsCommand: (cmd, args, opts) => c.mountNsCommand(cmd, args, opts),
         stop: () => c.stop(),

@@ -1,5 +1,7 @@
 // podnetd over its CRI socket: Run → Status(verbose) → Stop → Remove with grpc-js, per-plugin
-// times from the daemon's own pluginTimings. CPU is the daemon's plus its podnet-spawner helper's.
+// times from the daemon's own pluginTimings, and each RPC's own time from the daemon's timer
+// (/metrics, scraped before and after a detail cycle, as containerd's are). CPU is the daemon's
+// plus its podnet-spawner helper's.
 import { daemonCpu, rssMiB } from '../lib/proc.mjs';
 import { podnetCycle, startPodnet } from '../lib/podnetd.mjs';
 
@@ -17,19 +19,23 @@ export function podnetdContender(run) {
     cpuOverheadMs: undefined,
     async setup(s) {
       scenario = s;
-      d = await startPodnet(run, `podnetd-${s.name}`);
+      d = await startPodnet(run, `podnetd-${s.name}`, { metrics: true });
     },
     runCycle({ detail }) {
       return podnetCycle(d, { delTimings: detail, withHostPort: scenario.hostPort });
     },
     async teardown() {
-      // A detail cycle makes one extra verbose status (after Stop, for the DEL timings): what
-      // such a call costs the daemon is taken out of its CPU per cycle.
+      // A detail cycle makes one extra verbose status (after Stop, for the DEL timings) and two
+      // scrapes: what those cost the daemon is taken out of its CPU per cycle.
       if (d.running && c.cpuOverheadMs === undefined) {
         const probe = await d.runPod({ withHostPort: false });
         await d.stopPod(probe);
         const c0 = (await daemonCpu(d.pid)).total;
-        for (let i = 0; i < CALIBRATION_CALLS; i++) await d.statusInfo(probe);
+        for (let i = 0; i < CALIBRATION_CALLS; i++) {
+          await d.statusInfo(probe);
+          await d.scrape();
+          await d.scrape();
+        }
         const c1 = (await daemonCpu(d.pid)).total;
         await d.removePod(probe);
         c.cpuOverheadMs = (c1 - c0) / CALIBRATION_CALLS;

@@ -7,6 +7,7 @@ import { CNI_BIN, EXTRA_NODE_ARGS } from './config.mjs';
 import { log, onCleanup, sleep } from './cleanup.mjs';
 import { benchPodConfig, criClient } from './cri-client.mjs';
 import { childPids, must } from './proc.mjs';
+import { histogramDelta, freeLoopbackPort, parseMetrics, scrapeHttp } from './prometheus.mjs';
 import { median } from './stats.mjs';
 
 export class Daemon {
@@ -16,7 +17,7 @@ export class Daemon {
    * nsenter); wrapForks: the wrapper forks the daemon and waits for it (nsenter into a pid
    * namespace), so the daemon is its only child: that pid is signalled and measured.
    */
-  constructor(run, root, { nodeArgs = [], wrap = (cmd, args) => [cmd, args], wrapForks = false } = {}) {
+  constructor(run, root, { nodeArgs = [], wrap = (cmd, args) => [cmd, args], wrapForks = false, metricsPort } = {}) {
     this.api = run.api;
     this.socketAlive = run.socketAlive;
     this.daemonBin = run.daemonBin;
@@ -24,6 +25,8 @@ export class Daemon {
     this.nodeArgs = nodeArgs;
     this.wrap = wrap;
     this.wrapForks = wrapForks;
+    /** Where podnetd serves /metrics (its own RPC timers), when the bench reads them. */
+    this.metricsPort = metricsPort;
     this.daemonPid = undefined;
     this.socket = join(root, 'run', 'podnet.sock');
     this.confDir = join(root, 'net.d');
@@ -49,6 +52,7 @@ export class Daemon {
       `attachments_dir = ${JSON.stringify(join(this.root, 'attachments.d'))}`,
       'log_level = "warn"',
       'max_concurrent_setups = 64',
+      ...(this.metricsPort ? [`metrics_address = "127.0.0.1:${this.metricsPort}"`] : []),
       ...Object.entries(extraTop).map(([k, v]) => `${k} = ${JSON.stringify(v)}`),
       '',
       '[cni]',
@@ -110,6 +114,12 @@ export class Daemon {
       }
     }
     return performance.now() - t0;
+  }
+
+  /** podnetd's /metrics, parsed (parseMetrics). */
+  async scrape() {
+    if (!this.metricsPort) throw new Error('podnetd was started without a metrics address');
+    return parseMetrics(await scrapeHttp(this.metricsPort, '/metrics', 'podnetd metrics'));
   }
 
   call(method, req, timeoutMs) {
@@ -217,8 +227,9 @@ export class Daemon {
 }
 
 /** A podnetd on the bench network in its own dir under the run's root, disposed at cleanup. */
-export async function startPodnet(run, dirName, { nodeArgs = [], extraTop = {}, extraToml = '', conflist = run.network.net, wrap, wrapForks } = {}) {
-  const d = new Daemon(run, join(run.root, dirName), { nodeArgs: [...EXTRA_NODE_ARGS, ...nodeArgs], wrap, wrapForks });
+export async function startPodnet(run, dirName, { nodeArgs = [], extraTop = {}, extraToml = '', conflist = run.network.net, wrap, wrapForks, metrics = false } = {}) {
+  const metricsPort = metrics ? await freeLoopbackPort() : undefined;
+  const d = new Daemon(run, join(run.root, dirName), { nodeArgs: [...EXTRA_NODE_ARGS, ...nodeArgs], wrap, wrapForks, metricsPort });
   await d.writeConfig(conflist, extraTop, extraToml);
   onCleanup(`podnetd (${d.configFile})`, () => d.dispose());
   const ms = await d.start();
@@ -226,12 +237,20 @@ export async function startPodnet(run, dirName, { nodeArgs = [], extraTop = {}, 
   return d;
 }
 
+/** podnetd's own timer of each RPC (podnet_rpc_duration_seconds, the CRI door). */
+const RPC_TIMER = 'podnet_rpc_duration_seconds';
+const rpcTimer = (method) => ({ door: 'cri', method });
+
 /**
- * Run → Status(verbose) → Stop → [Status(verbose), for DEL plugin timings] → Remove; ms of each,
- * with the daemon's own per-plugin timings.
+ * Run → Status(verbose) → Stop → [Status(verbose), for DEL plugin timings] → Remove; ms of each
+ * as the client saw it (run, stop, remove), with the daemon's own per-plugin timings. detail (a
+ * daemon with metrics): the daemon's own timer of each RPC too (runNetwork, stopNetwork,
+ * removeNetwork: the handler's time, from request decoded to response handed to grpc-js), read
+ * from one scrape before the cycle and one after, as containerd's timers are read.
  */
-export async function podnetCycle(d, { delTimings = false, withHostPort = true } = {}) {
+export async function podnetCycle(d, { delTimings = false, withHostPort = true, detail = delTimings } = {}) {
   const t = {};
+  const m0 = detail && d.metricsPort ? await d.scrape() : undefined;
   let t0 = performance.now();
   const id = await d.runPod({ withHostPort });
   t.run = performance.now() - t0;
@@ -252,12 +271,24 @@ export async function podnetCycle(d, { delTimings = false, withHostPort = true }
   await d.removePod(id);
   t.remove = performance.now() - t0;
   t.cycle = t.run + t.status + t.stop + t.remove;
-  // The critical path of Run: loopback ADD runs beside the cluster network's chain.
-  if (t.bridgeAdd !== undefined && t.portmapAdd !== undefined) t.addOutsidePlugins = t.run - t.bridgeAdd - t.portmapAdd;
+  if (m0) {
+    const m1 = await d.scrape();
+    for (const [step, method] of [['runNetwork', 'RunPodSandbox'], ['stopNetwork', 'StopPodSandbox'], ['removeNetwork', 'RemovePodSandbox']]) {
+      const h = histogramDelta(m0, m1, RPC_TIMER, rpcTimer(method));
+      if (h.count !== 1) throw new Error(`podnetd: ${RPC_TIMER}{method="${method}"} observed ${h.count} times in one cycle (expected 1)`);
+      t[step] = h.ms;
+    }
+  }
+  // The critical path of Run: loopback ADD runs beside the cluster network's chain. podnetd's
+  // own timer when it was read, else the client's time.
+  const run = t.runNetwork ?? t.run;
+  const stop = t.stopNetwork ?? t.stop;
+  if (t.bridgeAdd !== undefined && t.portmapAdd !== undefined) t.addOutsidePlugins = run - t.bridgeAdd - t.portmapAdd;
   if (delTimings && t.portmapDel !== undefined) {
-    t.delOutsidePlugins = t.stop - t.portmapDel - t.bridgeDel - (t.loDel ?? 0);
+    // Loopback's DEL runs beside the chain's too.
+    t.delOutsidePlugins = stop - t.portmapDel - t.bridgeDel;
     // The daemon's own share of a cycle: everything but the plugins on the critical path.
-    t.cycleOutsidePlugins = t.cycle - t.bridgeAdd - t.portmapAdd - t.portmapDel - t.bridgeDel - (t.loDel ?? 0);
+    t.cycleOutsidePlugins = t.cycle - t.bridgeAdd - t.portmapAdd - t.portmapDel - t.bridgeDel;
   }
   return t;
 }

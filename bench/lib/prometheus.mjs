@@ -1,4 +1,33 @@
 // Prometheus text exposition, just enough to read counters and histogram sums/counts between calls.
+import { createServer, get } from 'node:http';
+
+/** GET http://127.0.0.1:<port><path> (plain, no Accept-Encoding) → the exposition text. */
+export function scrapeHttp(port, path, what) {
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path, timeout: 10_000 }, (res) => {
+      const chunks = [];
+      res.on('data', (b) => chunks.push(b));
+      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`${what}: HTTP ${res.statusCode}`))));
+      res.on('error', reject);
+    })
+      .on('timeout', function () {
+        this.destroy(new Error(`${what}: no answer within 10 s`));
+      })
+      .on('error', reject);
+  });
+}
+
+/** A loopback TCP port nothing listens on right now (for a daemon's metrics address). */
+export function freeLoopbackPort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 /** text → Map of `name{k="v",...}` (labels sorted) → value. */
 export function parseMetrics(text) {
