@@ -9,6 +9,7 @@ import protobuf from 'protobufjs';
  * key (they start with an alphanumeric), so it is refused rather than carried.
  */
 const LOST_KEYS = new Set(['__proto__']);
+const LOST_KEY_BYTES = [...LOST_KEYS].map((k) => Buffer.from(k, 'utf8'));
 
 const PROTO_FILES = ['../../proto/runtime/v1/api.proto', '../../proto/podnet/v1/podnetworks.proto'].map((f) => fileURLToPath(new URL(f, import.meta.url)));
 
@@ -48,6 +49,9 @@ export interface LostKey {
  * accepted; walks only map and message fields, by the schema in proto/.
  */
 export function lostMapKey(path: string, bytes: Uint8Array): LostKey | undefined {
+  // A protobuf string is its UTF-8 bytes on the wire: a request none of whose bytes spell a lost
+  // key holds none (nearly every request), and needs no walk.
+  if (!LOST_KEY_BYTES.some((k) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(k))) return undefined;
   const type = requestType(path);
   return type ? walk(type, bytes, '') : undefined;
 }
