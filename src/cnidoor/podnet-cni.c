@@ -10,9 +10,13 @@
  *   between result versions is the daemon's (it has the library for it); this file only
  *   finds the top-level "socket", "cniVersion" and "readyTimeoutMs" of its stdin and unwraps
  *   "Result".
- * - VERSION is answered here. ADD first waits for /readyz (every 100 ms, up to readyTimeoutMs,
- *   default 30 s), as multus-shim does. Other verbs do not wait: a daemon that is down is code 11
- *   (try again later) at once, so a DEL is retried by the runtime, never reported done.
+ * - VERSION is answered here. ADD waits for the daemon to be ready, up to readyTimeoutMs
+ *   (default 30 s), as multus-shim waits for /readyz, but without a probe of its own before
+ *   each ADD: a daemon that is not up yet (no socket, nothing accepting) is dialled again every
+ *   100 ms, and one that is up but still recovering or loading its networks is told the bound in
+ *   a Podnet-Ready-Timeout-Ms header and waits on its side, so a ready daemon costs one round
+ *   trip, not two. Other verbs do not wait: a daemon that is down is code 11 (try again later)
+ *   at once, so a DEL is retried by the runtime, never reported done.
  * - Failure: the CNI error JSON on stdout, exit 1. The daemon's own error JSON is printed as it
  *   came. No child process is ever started.
  */
@@ -35,7 +39,6 @@
 #define DEFAULT_SOCKET "/run/podnet/cni/podnet-cni.sock"
 #define DEFAULT_READY_TIMEOUT_MS 30000
 #define READY_POLL_MS 100
-#define IO_TIMEOUT_MS 1000
 
 extern char **environ;
 
@@ -297,19 +300,20 @@ static int dial(const char *path) {
 }
 
 /*
- * One request, Connection: close, the whole answer read. Returns 0, or -1 with errno when the
- * socket could not be reached or the exchange broke. timeout_ms bounds each wait for the
- * daemon (0: as long as the runtime lets us run; it kills plugins on its own deadline).
+ * One request, Connection: close, the whole answer read. Returns 0; -2 with errno when the
+ * socket could not be dialled (nothing was sent); -1 with errno when the exchange broke. The
+ * answer is waited for as long as the runtime lets us run (it kills plugins on its own
+ * deadline). headers: more header lines, each ending in CRLF, or "".
  */
-static int http_post(const char *sock, const char *path, const char *body, size_t n, int timeout_ms, struct reply *r) {
-	char head[256];
+static int http_post(const char *sock, const char *path, const char *headers, const char *body, size_t n, struct reply *r) {
+	char head[384];
 	struct buf msg = {0};
 	int fd = dial(sock);
-	if (fd < 0) return -1;
+	if (fd < 0) return -2;
 	snprintf(head, sizeof head,
 	         "POST %s HTTP/1.1\r\nHost: podnetd\r\nContent-Type: application/json\r\n"
-	         "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-	         path, n);
+	         "Content-Length: %zu\r\n%sConnection: close\r\n\r\n",
+	         path, n, headers);
 	buf_str(&msg, head);
 	buf_add(&msg, body, n);
 	for (size_t off = 0; off < msg.len;) {
@@ -325,12 +329,8 @@ static int http_post(const char *sock, const char *path, const char *body, size_
 	memset(r, 0, sizeof *r);
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int pr = poll(&pfd, 1, timeout_ms > 0 ? timeout_ms : -1);
+		int pr = poll(&pfd, 1, -1);
 		if (pr < 0 && errno == EINTR) continue;
-		if (pr == 0) {
-			errno = ETIMEDOUT;
-			goto fail;
-		}
 		if (pr < 0) goto fail;
 		buf_grow(&r->raw, 65536);
 		ssize_t got = read(fd, r->raw.p + r->raw.len, 65536);
@@ -365,26 +365,6 @@ fail: {
 	errno = e;
 	return -1;
 }
-}
-
-/* ADD waits for the daemon to finish recovery and load its networks, as multus-shim does. */
-static void wait_ready(const char *sock, int timeout_ms) {
-	long deadline = now_ms() + timeout_ms;
-	const char *why = "";
-	for (;;) {
-		struct reply r;
-		if (http_post(sock, "/readyz", "null", 4, IO_TIMEOUT_MS, &r) == 0) {
-			int status = r.status;
-			free(r.raw.p);
-			if (status == 200) return;
-			why = "it answers /readyz with 500 (still recovering, or shutting down)";
-		} else {
-			why = strerror(errno);
-		}
-		if (now_ms() >= deadline) dief(11, why, "podnetd at %s was not ready within %d ms", sock, timeout_ms);
-		struct timespec ts = {0, READY_POLL_MS * 1000000L};
-		nanosleep(&ts, NULL);
-	}
 }
 
 /* ---- main -------------------------------------------------------------------------------- */
@@ -468,11 +448,19 @@ int main(void) {
 	buf_json_string(&req, version, strlen(version), 16);
 	buf_str(&req, "}");
 
-	if (strcmp(command, "ADD") == 0) wait_ready(sock, ready_timeout);
+	int add = strcmp(command, "ADD") == 0;
+	char headers[64] = "";
+	if (add) snprintf(headers, sizeof headers, "Podnet-Ready-Timeout-Ms: %d\r\n", ready_timeout);
+	long deadline = now_ms() + ready_timeout;
 	struct reply r;
-	if (http_post(sock, "/cni", req.p, req.len, 0, &r) != 0) {
-		dief(11, strerror(errno), "cannot reach podnetd at %s", sock);
+	int rc;
+	while ((rc = http_post(sock, "/cni", headers, req.p, req.len, &r)) == -2 && add) {
+		/* Not up yet: nothing was sent, so dialling again is safe. */
+		if (now_ms() >= deadline) dief(11, strerror(errno), "podnetd at %s was not ready within %d ms", sock, ready_timeout);
+		struct timespec ts = {0, READY_POLL_MS * 1000000L};
+		nanosleep(&ts, NULL);
 	}
+	if (rc != 0) dief(11, strerror(errno), "cannot reach podnetd at %s", sock);
 	if (r.status != 200) {
 		/* The daemon's CNI error JSON as it came; anything else wrapped in one. */
 		const char *cs, *ce;

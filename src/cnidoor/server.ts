@@ -31,6 +31,25 @@ export interface CNIDoorOptions {
   observe?: DoorObserver;
 }
 
+/**
+ * podnet-cni's header on ADD: how long to wait for this daemon to be ready (recovered, networks
+ * loaded), which the shim once learned by probing /readyz before every ADD. Absent (multus-shim,
+ * which probes on its own): no wait.
+ */
+const READY_TIMEOUT_HEADER = 'podnet-ready-timeout-ms';
+const MAX_READY_TIMEOUT_MS = 600_000;
+const READY_POLL_MS = 20;
+
+/** The header's bound, checked as the shim's own readyTimeoutMs is. */
+function readyTimeoutOf(req: IncomingMessage): number | undefined {
+  const v = req.headers[READY_TIMEOUT_HEADER];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !/^\d{1,6}$/.test(v) || Number(v) > MAX_READY_TIMEOUT_MS) {
+    throw new CNIDoorError(DoorErrorCode.InvalidEnvironment, `${READY_TIMEOUT_HEADER} must be an integer from 0 to ${MAX_READY_TIMEOUT_MS}`, quote(v));
+  }
+  return Number(v);
+}
+
 interface Answer {
   status: number;
   body: string;
@@ -142,6 +161,8 @@ export class CNIDoorServer {
       if (route === '/cni') {
         const r = parseCNIRequest(text, facts);
         if (r.kind !== 'version') cniVersion = r.call.cniVersion;
+        const readyTimeout = readyTimeoutOf(req);
+        if (readyTimeout !== undefined && r.kind === 'attachment' && r.call.command === 'ADD') await this.untilReady(readyTimeout, ac.signal);
         answer = await this.cni(r, ac.signal);
       } else {
         const call = parseDelegateRequest(text, facts);
@@ -165,6 +186,18 @@ export class CNIDoorServer {
     this.opts.log[level]({ door: 'cni', route, ...facts, outcome, durationMs, ...extra }, `cni ${facts.command ?? route}`);
     this.opts.observe?.(route, facts.command ?? 'unknown', outcome, durationMs);
     if (!res.destroyed) this.send(res, answer);
+  }
+
+  /** Waits until the backend is ready; code 11 when it is not within ms, or the shim went away. */
+  private async untilReady(ms: number, signal: AbortSignal): Promise<void> {
+    const deadline = performance.now() + ms;
+    while (!this.opts.backend.ready()) {
+      if (this.draining) throw new CNIDoorError(DoorErrorCode.TryAgainLater, 'podnetd is shutting down', 'retry when it is back');
+      if (signal.aborted || performance.now() >= deadline) {
+        throw new CNIDoorError(DoorErrorCode.TryAgainLater, `podnetd was not ready within ${ms} ms`, 'it answers /readyz with 500 (still recovering its sandboxes, or no network loaded)');
+      }
+      await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS));
+    }
   }
 
   private async cni(r: ReturnType<typeof parseCNIRequest>, signal: AbortSignal): Promise<Answer> {

@@ -91,6 +91,28 @@ describe('probes and routes', () => {
     expect(d.backend.calls).toEqual([]);
   });
 
+  it('Podnet-Ready-Timeout-Ms: an ADD waits that long for readiness, then code 11; a malformed bound is code 4; other verbs do not wait', async () => {
+    const d = await startDoor(cleanup);
+    d.backend.isReady = false;
+    const body = { env: cniEnv('ADD'), config: b64(shimStdin()) };
+    const late = await http(d.socket, 'POST', '/cni', body, { 'Podnet-Ready-Timeout-Ms': '60' });
+    expect(late.status).toBe(400);
+    expect(errOf(late.body)).toMatchObject({ code: 11, msg: 'podnetd was not ready within 60 ms' });
+    expect(d.backend.readyCalls).toBeGreaterThan(1);
+    expect(d.backend.calls).toEqual([]);
+    for (const bad of ['-1', '1e3', '600001', 'soon']) {
+      const r = await http(d.socket, 'POST', '/cni', body, { 'Podnet-Ready-Timeout-Ms': bad });
+      expect(errOf(r.body), bad).toMatchObject({ code: 4, msg: 'podnet-ready-timeout-ms must be an integer from 0 to 600000' });
+    }
+    // DEL is not held back by readiness (the backend decides what a not-ready DEL gets).
+    await http(d.socket, 'POST', '/cni', { env: cniEnv('DEL'), config: b64(shimStdin()) }, { 'Podnet-Ready-Timeout-Ms': '60000' });
+    expect(d.backend.calls.map((c) => c.method)).toEqual(['del']);
+    // Ready again: the ADD goes through at once.
+    d.backend.isReady = true;
+    expect((await http(d.socket, 'POST', '/cni', body, { 'Podnet-Ready-Timeout-Ms': '60000' })).status).toBe(200);
+    expect(d.backend.calls.map((c) => c.method)).toEqual(['del', 'add']);
+  });
+
   it('unknown paths are 404, GET /cni and GET /delegate 405', async () => {
     const d = await startDoor(cleanup);
     expect((await http(d.socket, 'GET', '/nope')).status).toBe(404);

@@ -136,7 +136,7 @@ describe.runIf(built)('podnet-cni', () => {
     expect(String(dflt.json!['msg'])).toContain('/run/podnet/cni/podnet-cni.sock');
   });
 
-  it('ADD against a daemon that is still recovering waits until /readyz says ready', async () => {
+  it('ADD against a daemon that is still recovering waits (on the daemon side) until it is ready', async () => {
     const d = await startDoor(cleanup);
     d.backend.isReady = false;
     // Ready once the shim has polled a few times, whatever the clock says.
@@ -154,6 +154,46 @@ describe.runIf(built)('podnet-cni', () => {
     const late = await shim(cniEnv('ADD', { CNI_CONTAINERID: 'other' }), conf(d, { readyTimeoutMs: 250 }));
     expect(late.json).toMatchObject({ code: 11, details: expect.stringMatching(/readyz/) as unknown });
     expect(d.backend.calls).toHaveLength(1);
+  });
+
+  it('ADD is one request: no /readyz probe first; it carries its bound in Podnet-Ready-Timeout-Ms, other verbs none', async () => {
+    const dir = cleanup.dir(await tmpDir('podnet-shim-'));
+    const socket = join(dir, 'recording.sock');
+    const seen: Array<{ method: string; url: string; wait: string | string[] | undefined }> = [];
+    // Records what the shim sent and answers as the door would: a Result for ADD, 200 for DEL.
+    const srv = createServer((req, res) => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', wait: req.headers['podnet-ready-timeout-ms'] });
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'Content-Type': 'application/json' }).end(req.url === '/cni' && seen.length === 1 ? '{"Result":{"cniVersion":"1.0.0"}}' : ''));
+    });
+    await new Promise<void>((r) => srv.listen(socket, r));
+    cleanup.push(() => new Promise<void>((r) => srv.close(() => r())));
+    const add = await shim(cniEnv('ADD'), conf({ socket }, { readyTimeoutMs: 1234 }));
+    expect(add.exitCode, add.stdout).toBe(0);
+    expect(add.json).toEqual({ cniVersion: '1.0.0' });
+    const del = await shim(cniEnv('DEL'), conf({ socket }));
+    expect(del.exitCode, del.stdout).toBe(0);
+    expect(seen).toEqual([
+      { method: 'POST', url: '/cni', wait: '1234' },
+      { method: 'POST', url: '/cni', wait: undefined },
+    ]);
+  });
+
+  it('a daemon whose socket appears while an ADD waits gets that ADD', async () => {
+    const dir = cleanup.dir(await tmpDir('podnet-shim-'));
+    const socket = join(dir, 'late.sock');
+    const srv = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"Result":{"cniVersion":"1.0.0"}}'));
+    });
+    cleanup.push(() => new Promise<void>((r) => (srv.listening ? srv.close(() => r()) : r())));
+    const pending = shim(cniEnv('ADD'), conf({ socket }, { readyTimeoutMs: 20_000 }));
+    // The shim is dialling a socket that does not exist yet; it is served once the shim has tried.
+    await new Promise((r) => setTimeout(r, 300));
+    await new Promise<void>((r) => srv.listen(socket, r));
+    const add = await pending;
+    expect(add.exitCode, add.stdout).toBe(0);
+    expect(add.json).toEqual({ cniVersion: '1.0.0' });
   });
 
   it('an answer that is not the protocol (a proxy, another server) is code 999 with what it said', async () => {
