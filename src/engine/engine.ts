@@ -344,18 +344,15 @@ export class Engine implements PodNetworkEngine, HotplugEngine {
   private async createNetwork(rec: SandboxRecord, signal: AbortSignal): Promise<void> {
     const log = this.log.child({ sandbox: rec.id, pod: `${rec.metadata.namespace}/${rec.metadata.name}`, door: rec.door });
     const owned = rec.netnsOwner === 'podnet';
-    // The ledger entry only matters once no record names the namespace, which the order of every
-    // teardown rules out while the record lives: it is written beside the setup and awaited with
-    // the ready record, off the Run path.
-    const ledgered = handled(owned ? this.ledger.add(rec.netnsPath) : Promise.resolve());
-    const pending: Array<Promise<void>> = [ledgered];
     try {
       await this.store.put(rec);
     } catch (err) {
-      // No namespace exists yet; an entry left by a failed remove is swept at the next start.
-      if (owned && (await ledgered.then(() => true, () => false))) await this.ledger.remove(rec.netnsPath).catch(() => undefined);
       throw toEngineError(err, 'failed to record sandbox');
     }
+    // The ledger entry only matters once no record names the namespace, which the order of every
+    // teardown rules out while the record lives: it is written beside the setup (after the record,
+    // whose journal commit it would otherwise share and slow), and awaited with the ready record.
+    const pending: Array<Promise<void>> = [handled(owned ? this.ledger.add(rec.netnsPath) : Promise.resolve())];
     this.step('created', rec);
     this.timings.set(rec.id, rec.timings);
     try {
