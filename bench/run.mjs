@@ -78,6 +78,8 @@ async function main() {
         if (rec.cpu === undefined) continue;
         rec.cpuRaw = rec.cpu;
         rec.cpu -= over;
+        // The extra calls are the Node daemon's work, so its part of the split comes down too.
+        if (rec.cpuDaemon !== undefined) rec.cpuDaemon -= over;
       }
     }
   }

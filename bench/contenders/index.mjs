@@ -12,6 +12,8 @@
 //   cpuMs(), rssMiB()      where it applies: cumulative CPU ms of its own process(es) (a number,
 //                          or {total, ...parts}), and RSS in MiB
 //   cpuOverheadMs          where it applies: CPU a detail cycle spends on the bench's extra calls
+//   cpuInCycle             true: runCycle reads cpuMs() itself and returns cpu (podnetd, so its
+//                          metric scrapes fall outside the reading)
 // Step names are each contender's own (limit: totalAdd, podnetd: run, containerd: runNetwork …);
 // bench/report.mjs says which step of each a table row shows (bench/NOTES.md lists them).
 import { containerdContender } from './containerd.mjs';

@@ -3,6 +3,7 @@
 // then rounds of parallel chunks, then tear down all.
 import { performance } from 'node:perf_hooks';
 import { checkAbort, log } from './cleanup.mjs';
+import { cpuDelta } from './proc.mjs';
 import { pool } from './stats.mjs';
 import { NotAvailable } from '../contenders/errors.mjs';
 
@@ -18,14 +19,6 @@ async function guarded(c, what, fn) {
     await Promise.resolve(c.teardown()).catch((e) => log(`${c.name}: teardown after the failure: ${e.message}`));
     return undefined;
   }
-}
-
-/** cpuMs() is a number, or {total, ...parts}: → {cpu: Δtotal, cpuPart: Δpart, ...} */
-function cpuDelta(a, b) {
-  if (typeof a === 'number') return { cpu: b - a };
-  const out = { cpu: b.total - a.total };
-  for (const k of Object.keys(a)) if (k !== 'total') out[`cpu${k[0].toUpperCase()}${k.slice(1)}`] = b[k] - a[k];
-  return out;
 }
 
 /**
@@ -52,7 +45,8 @@ export async function runScenario(contenders, scenario, sizes) {
     checkAbort();
     for (const c of live()) {
       await guarded(c, 'a sequential cycle', async () => {
-        const cpu0 = c.cpuMs ? await c.cpuMs() : undefined;
+        // A contender that reads its own CPU inside the cycle (podnetd: between its scrapes) says so.
+        const cpu0 = c.cpuMs && !c.cpuInCycle ? await c.cpuMs() : undefined;
         const rec = await c.runCycle({ detail: true });
         if (cpu0 !== undefined) Object.assign(rec, cpuDelta(cpu0, await c.cpuMs()));
         out[c.name].seq.push(rec);

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { CNI_BIN, EXTRA_NODE_ARGS } from './config.mjs';
 import { log, onCleanup, sleep } from './cleanup.mjs';
 import { benchPodConfig, criClient } from './cri-client.mjs';
-import { childPids, must } from './proc.mjs';
+import { childPids, cpuDelta, must } from './proc.mjs';
 import { histogramDelta, freeLoopbackPort, parseMetrics, scrapeHttp } from './prometheus.mjs';
 import { median } from './stats.mjs';
 
@@ -246,11 +246,14 @@ const rpcTimer = (method) => ({ door: 'cri', method });
  * as the client saw it (run, stop, remove), with the daemon's own per-plugin timings. detail (a
  * daemon with metrics): the daemon's own timer of each RPC too (runNetwork, stopNetwork,
  * removeNetwork: the handler's time, from request decoded to response handed to grpc-js), read
- * from one scrape before the cycle and one after, as containerd's timers are read.
+ * from one scrape before the cycle and one after, as containerd's timers are read. cpuMs
+ * (optional): the daemon's CPU is read between the scrapes (cpuDelta into cpu, cpuDaemon...), so
+ * a scrape's own cost (~2 ms) is never counted.
  */
-export async function podnetCycle(d, { delTimings = false, withHostPort = true, detail = delTimings } = {}) {
+export async function podnetCycle(d, { delTimings = false, withHostPort = true, detail = delTimings, cpuMs } = {}) {
   const t = {};
   const m0 = detail && d.metricsPort ? await d.scrape() : undefined;
+  const cpu0 = cpuMs ? await cpuMs() : undefined;
   let t0 = performance.now();
   const id = await d.runPod({ withHostPort });
   t.run = performance.now() - t0;
@@ -271,6 +274,7 @@ export async function podnetCycle(d, { delTimings = false, withHostPort = true, 
   await d.removePod(id);
   t.remove = performance.now() - t0;
   t.cycle = t.run + t.status + t.stop + t.remove;
+  if (cpu0 !== undefined) Object.assign(t, cpuDelta(cpu0, await cpuMs()));
   if (m0) {
     const m1 = await d.scrape();
     for (const [step, method] of [['runNetwork', 'RunPodSandbox'], ['stopNetwork', 'StopPodSandbox'], ['removeNetwork', 'RemovePodSandbox']]) {

@@ -63,6 +63,14 @@ export async function childPids(pid) {
 }
 
 /** CPU of podnetd and its helper, split; plugins (the helper's children) are not counted. */
+/** cpuMs() is a number, or {total, ...parts}: → {cpu: Δtotal, cpuPart: Δpart, ...} */
+export function cpuDelta(a, b) {
+  if (typeof a === 'number') return { cpu: b - a };
+  const out = { cpu: b.total - a.total };
+  for (const k of Object.keys(a)) if (k !== 'total') out[`cpu${k[0].toUpperCase()}${k.slice(1)}`] = b[k] - a[k];
+  return out;
+}
+
 export async function daemonCpu(pid) {
   const helpers = await helperPids(pid);
   let helper = 0;
