@@ -79,8 +79,13 @@ export class ResultCache {
     return cacheFilePath(this.cacheDir, network, containerID, ifName);
   }
 
+  /**
+   * Atomic, the data synced, the dir not: libcni syncs nothing here. An entry a power cut loses
+   * costs nothing podnet needs (its records hold each attachment's config, args and result, and
+   * a teardown falls back to them); what the dir sync would cost is on the Run path.
+   */
   async put(a: CachedAttachment): Promise<void> {
-    await writeFileAtomic(this.path(a.networkName, a.containerID, a.ifName), encodeCacheEntry(a));
+    await writeFileAtomic(this.path(a.networkName, a.containerID, a.ifName), encodeCacheEntry(a), { syncDir: false });
   }
 
   async get(network: string, containerID: string, ifName: string): Promise<CachedAttachment | undefined> {

@@ -29,6 +29,7 @@ import { liveAttachments, selectPodIPs } from './network-status.js';
 import { neverAdded, recordAddProgress } from './rollback.js';
 import { NetnsLedger, SandboxStore, StoreError, type AttachmentRecord, type PluginTiming, type SandboxRecord } from './store.js';
 import type { CachedAttachment } from '../cni/cache.js';
+import { isObject } from '../cni/json.js';
 import { handled, settleAll } from '../util/settle.js';
 import { withTimeout } from '../util/timeout.js';
 import { DEFAULT_IFNAME } from './types.js';
@@ -72,6 +73,13 @@ const POD_ANNOTATIONS_CAPABILITY = 'io.kubernetes.cri.pod-annotations';
 const ENGINE_CNI_ARGS = new Set(['IgnoreUnknown', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID']);
 const MAX_POD_FIELD = 253;
 const MAX_PATH = 4096;
+
+/** An attachment's cache entry as the record has it; undefined when the record has no result for it (nothing to DEL from but the config). */
+function recordedEntry(rec: SandboxRecord, a: AttachmentRecord, rt: RuntimeConf): CachedAttachment | undefined {
+  const result = rec.results.find((r) => r.ifName === a.ifName && r.network === a.network)?.result;
+  if (!isObject(result)) return undefined;
+  return { containerID: rec.id, ifName: a.ifName, networkName: a.network, config: Buffer.from(a.config, 'base64'), cniArgs: (rt.args ?? []).map(([k, v]): [string, string] => [k, v]), ...(rt.capabilityArgs ? { capabilityArgs: rt.capabilityArgs } : {}), result };
+}
 
 /** The network config list an attachment was recorded with (never the current file). */
 function attachmentList(rec: SandboxRecord, a: AttachmentRecord) {
@@ -523,13 +531,18 @@ export class Engine implements PodNetworkEngine, HotplugEngine {
     await settleAll([removeNetns(), ...cacheWrites, ...(opts.alongside ? [opts.alongside()] : [])]);
   }
 
-  /** Each attachment's cache entry, read in one go (a read changes nothing, so it may overlap a write). */
+  /**
+   * Each attachment's cache entry, read in one go (a read changes nothing, so it may overlap a
+   * write). One the cache does not have (a power cut lost it, a hand removed it) is made from the
+   * record, which holds the same config, args and result, so DEL still gets its prevResult.
+   */
   private async readCachedEntries(rec: SandboxRecord): Promise<CachedEntries> {
     const out: CachedEntries = new Map();
     if (rec.hostNetwork) return out;
     await Promise.all(
       rec.attachments.map(async (a) => {
-        const entry = await this.networks.cni.getCachedAttachment(a.network, this.runtimeConf(rec, a, rec.netnsPath)).catch(() => undefined);
+        const rt = this.runtimeConf(rec, a, rec.netnsPath);
+        const entry = (await this.networks.cni.getCachedAttachment(a.network, rt).catch(() => undefined)) ?? recordedEntry(rec, a, rt);
         if (entry) out.set(a, entry);
       }),
     );

@@ -15,6 +15,12 @@ export interface WriteAtomicOptions {
    * the rename can never expose a half-written file.
    */
   replacing?: boolean;
+  /**
+   * false: the dir is not synced, so a power cut may lose the file's name (never expose a half of
+   * it). For files a reader can do without, as libcni's cache (which it writes with no sync at
+   * all). Default true.
+   */
+  syncDir?: boolean;
 }
 
 // The callback fs API: the promise API's FileHandle costs more CPU per call than the syscalls
@@ -96,7 +102,7 @@ export async function writeFileAtomic(file: string, data: Buffer, opts: WriteAto
     await voidP((cb) => unlink(tmp, cb)).catch(() => undefined);
     throw err;
   }
-  if (opts.replacing) return;
+  if (opts.replacing || opts.syncDir === false) return;
   const dfd = await openP(dirname(file), 'r', 0);
   try {
     await voidP((cb) => fsync(dfd, cb));

@@ -47,6 +47,8 @@ let delFailName: string;
 let delMarker: string;
 /** Where the `together` handler's DELs meet. */
 let rendezvous: string;
+/** What the `recorded` handler's plugin was sent, a line per call. */
+let recordFile: string;
 
 function bridgeConflist(name: string, subnet: Subnet): Record<string, unknown> {
   return {
@@ -98,7 +100,17 @@ beforeAll(async () => {
     list.plugins.push({ type: 'e2e-passthrough', delRendezvous: rendezvous, delRendezvousSeconds: 5 });
     await writeJSON(join(togetherDir, `${10 + i}-together.conflist`), list);
   }
-  cfg.runtimes = { failing: { cniConfDir: failDir, cniMaxConfNum: 2 }, delfail: { cniConfDir: delFailDir }, together: { cniConfDir: togetherDir, cniMaxConfNum: 2 } };
+  // A handler whose one plugin records every stdin it gets: for what DEL is sent.
+  const recordedDir = join(root, 'conf-recorded');
+  await mkdir(recordedDir);
+  recordFile = join(root, 'recorded.log');
+  await writeJSON(join(recordedDir, '10-recorded.conflist'), { cniVersion: '1.1.0', name: `recorded-${randomHex(4)}`, plugins: [{ type: 'record-gc', recordFile }] });
+  cfg.runtimes = {
+    failing: { cniConfDir: failDir, cniMaxConfNum: 2 },
+    delfail: { cniConfDir: delFailDir },
+    together: { cniConfDir: togetherDir, cniMaxConfNum: 2 },
+    recorded: { cniConfDir: recordedDir },
+  };
   runtimeNetns = new NetnsManager(join(root, 'runtime-netns'));
   // Every namespace the engine made must be gone by the end, and the test's own ones are removed here.
   cleanup.push(async () => expect(await new NetnsManager(cfg.netnsDir).list()).toEqual([]), 'no engine namespace left');
@@ -330,6 +342,18 @@ describe('teardown is idempotent', () => {
     expect(await linkExists(ns, 'eth1')).toBe(false);
     expect(await allocFiles(0)).toEqual([]);
     expect(await allocFiles(1)).toEqual([]);
+  });
+
+  it('with no cache entry, DEL still gets the recorded result as its prevResult', async () => {
+    const engine = await newEngine();
+    const req = request(await runtimeNamespace(), { networks: { runtimeHandler: 'recorded' }, loopback: false });
+    await engine.setUp(req, AbortSignal.timeout(60_000));
+    for (const f of await cacheEntriesOf(req.id)) await rm(join(cfg.cni.cacheDir, 'results', f));
+    await engine.tearDown(req.id, { forget: true });
+    const lines = (await readFile(recordFile, 'utf8')).trim().split('\n').filter((l) => l.split('\t')[1] === req.id);
+    expect(lines.map((l) => l.split('\t')[0])).toEqual(['ADD', 'DEL']);
+    const del = JSON.parse(lines[1].split('\t')[3]) as { prevResult?: Record<string, unknown> };
+    expect(del.prevResult).toMatchObject({ cniVersion: '1.1.0' });
   });
 });
 
