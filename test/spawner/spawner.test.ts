@@ -92,6 +92,13 @@ describe.each(SPAWNERS)('%s spawner', (_name, spawner) => {
 });
 
 describe('helper', () => {
+  it('passes multi-byte arguments and environment values byte for byte', async () => {
+    const word = 'pöd-网络-🚀';
+    const r = await helper.spawn({ path: '/bin/sh', args: ['-c', 'printf "%s|%s" "$1" "$WORD"', 'sh', word], env: { ...ENV, WORD: `${word}=x` } });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.toString('utf8')).toBe(`${word}|${word}=x`);
+  });
+
   it('refuses NUL bytes in what would become C strings, and keeps working', async () => {
     await expect(helper.spawn({ path: '/bin/true', env: { ...ENV, BAD: 'a\0b' } })).rejects.toThrow(/NUL/);
     await expect(helper.spawn({ path: '/bin/true', args: ['a\0'], env: ENV })).rejects.toThrow(/NUL/);
