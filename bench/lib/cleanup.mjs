@@ -46,31 +46,38 @@ export function runCleanups() {
 }
 
 let signals = 0;
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    signals++;
-    if (signals === 1) {
-      abortReason = `${sig} received`;
-      log(`${sig}: stopping after the operations in flight, then cleaning up (again to force)`);
-      // The main flow notices at its next checkpoint and cleans up in its finally. If it is stuck, clean up anyway.
-      setTimeout(() => void runCleanups().then(() => process.exit(130)), 60_000).unref();
-    } else {
-      log(`${sig} again: cleaning up now`);
-      void runCleanups().then(() => process.exit(130));
-    }
+/**
+ * Ctrl-C, SIGTERM, SIGHUP and a stray failure still clean up. Installed by runMain, not on
+ * import: the analysis modules that import this file are loaded by tests too.
+ */
+function installHandlers() {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, () => {
+      signals++;
+      if (signals === 1) {
+        abortReason = `${sig} received`;
+        log(`${sig}: stopping after the operations in flight, then cleaning up (again to force)`);
+        // The main flow notices at its next checkpoint and cleans up in its finally. If it is stuck, clean up anyway.
+        setTimeout(() => void runCleanups().then(() => process.exit(130)), 60_000).unref();
+      } else {
+        log(`${sig} again: cleaning up now`);
+        void runCleanups().then(() => process.exit(130));
+      }
+    });
+  }
+  process.on('unhandledRejection', (err) => {
+    log(`unhandled rejection: ${err?.stack ?? err}`);
+    void runCleanups().then(() => process.exit(1));
+  });
+  process.on('uncaughtException', (err) => {
+    log(`uncaught exception: ${err?.stack ?? err}`);
+    void runCleanups().then(() => process.exit(1));
   });
 }
-process.on('unhandledRejection', (err) => {
-  log(`unhandled rejection: ${err?.stack ?? err}`);
-  void runCleanups().then(() => process.exit(1));
-});
-process.on('uncaughtException', (err) => {
-  log(`uncaught exception: ${err?.stack ?? err}`);
-  void runCleanups().then(() => process.exit(1));
-});
 
 /** Runs entry, then the cleanups, and exits with 0, 1 (failure or cleanup error) or 130 (aborted). */
 export async function runMain(entry) {
+  installHandlers();
   let code = 0;
   try {
     await entry();
