@@ -489,7 +489,8 @@ export class Engine implements PodNetworkEngine, HotplugEngine {
    * namespace is never removed. `cached`: the cache entries, when the caller has read them.
    */
   private async teardown(rec: SandboxRecord, opts: { cached?: CachedEntries; alongside?: () => Promise<void> } = {}): Promise<void> {
-    if (rec.hostNetwork) return;
+    // The node's namespace: nothing to DEL, only the caller's record write.
+    if (rec.hostNetwork) return opts.alongside?.();
     const signal = AbortSignal.timeout(this.cfg.cleanupTimeoutMs);
     const nsExists = rec.netnsPath !== '' && (await this.netns.exists(rec.netnsPath));
     const errors: Error[] = [];

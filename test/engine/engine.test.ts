@@ -357,6 +357,26 @@ describe('teardown is idempotent', () => {
   });
 });
 
+describe('a host-network pod', () => {
+  it('is recorded ready, and a Stop leaves it notready on disk too (one stopped step), then it is forgotten', async () => {
+    const steps: string[] = [];
+    const { engine, networks } = await startTestEngine(cfg, log, { sandboxStep: (step, rec) => rec.id === id && steps.push(step) });
+    managers.push(networks);
+    const id = `pod${randomHex(16)}`;
+    const req: SetupRequest = { ...request('/nonexistent'), id, hostNetwork: true, netns: { owner: 'podnet' } };
+    await engine.setUp(req, AbortSignal.timeout(60_000));
+    expect(engine.get(id)).toMatchObject({ phase: 'ready', netnsPath: '' });
+    await engine.tearDown(id);
+    const file = join(cfg.stateDir, 'sandboxes', `${id}.json`);
+    expect(engine.get(id)).toMatchObject({ phase: 'notready' });
+    expect((JSON.parse(await readFile(file, 'utf8')) as SandboxRecord).phase).toBe('notready');
+    await engine.tearDown(id, { forget: true });
+    expect(engine.get(id)).toBeUndefined();
+    expect(await pathExists(file)).toBe(false);
+    expect(steps).toEqual(['created', 'ready', 'stopped', 'removed']);
+  });
+});
+
 describe('teardown mirrors setup', () => {
   it('the networks set up together are torn down together (each DEL waits for the other), and serially one at a time', async () => {
     const ns = await runtimeNamespace();
