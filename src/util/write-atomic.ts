@@ -1,4 +1,4 @@
-import { close, fdatasync, fsync, mkdir, open, rename, unlink, write } from 'node:fs';
+import { close, fdatasync, fsync, lstat, mkdir, open, rename, unlink, write } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -78,7 +78,12 @@ export async function unlinkIfExists(file: string): Promise<void> {
   try {
     await voidP((cb) => unlink(file, cb));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    // A read-only fs refuses an unlink before it looks the name up: one that is not there is
+    // still gone (a cleanup of a write that never happened must not fail on it).
+    if (code === 'EROFS' && (await voidP((cb) => lstat(file, (e) => cb(e))).then(() => false, (e: NodeJS.ErrnoException) => e.code === 'ENOENT'))) return;
+    throw err;
   }
 }
 

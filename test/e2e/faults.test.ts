@@ -410,6 +410,15 @@ describe('podnetd under faults (real daemon, real plugins)', () => {
       await rm(probe, { force: true });
       await expectCleanRefusal(d, net.name, /ENOSPC|no space/i, ['filler'], unmount);
     });
+
+    it('7d. read-only result cache (EROFS): the cache write fails after the ADDs, which are undone', async () => {
+      const { d, net } = await daemonWith((n) => n.text);
+      const dir = join(d.cacheDir, 'results');
+      await mkdir(dir, { recursive: true });
+      const unmount = await mountTmpfs(dir, 'ro,size=1m');
+      await expect(writeFile(join(dir, 'probe'), 'x')).rejects.toThrow(/EROFS/);
+      await expectCleanRefusal(d, net.name, /EROFS|read-only/i, [], unmount);
+    });
   });
 
   it('8. DEL failure keeps the sandbox NOTREADY with its IP; a later Stop finishes it', async () => {
