@@ -17,7 +17,7 @@ import {
 } from '../../src/gen/podnet/v1/podnetworks.js';
 import type { SandboxRecord } from '../../src/engine/store.js';
 import { PodSandboxStatsRequest } from '../../src/gen/runtime/v1/api.js';
-import { TEST_PLUGIN_PATH, createParentLink, freeHostPort, delHostLink, linkExists, nsExec, pidAlive, randomHex, shOk, uniqueSubnet, waitFor } from '../helpers/env.js';
+import { TEST_PLUGIN_PATH, createParentLink, freeHostPort, delHostLink, linkExists, linkNames, nsExec, pidAlive, randomHex, shOk, uniqueSubnet, waitFor } from '../helpers/env.js';
 import { rejectionOf } from '../helpers/refusal.js';
 import { REPO_ROOT, expectNothingLeft, listDir, newRoot, onCleanup, podConfig, startDaemon, testNetwork, uniqueBridge, type Daemon, type DaemonOptions } from './harness.js';
 
@@ -94,15 +94,6 @@ async function hotplugDaemon(top: DaemonOptions['top'] = {}) {
   return { d, root, storage, fast, slow, hangAdd, hangDel, allocs };
 }
 
-async function links(ns: string): Promise<string[]> {
-  const r = await nsExec(ns, 'ip', ['-o', 'link', 'show']);
-  return r.stdout
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.split(':')[1].trim().split('@')[0])
-    .sort();
-}
-
 async function record(d: Daemon, id: string): Promise<SandboxRecord> {
   return JSON.parse(await readFile(join(d.stateDir, 'sandboxes', `${id}.json`), 'utf8')) as SandboxRecord;
 }
@@ -136,8 +127,8 @@ describe('podnet.v1.PodNetworks over the socket', () => {
     await api.detach(a, 'fast0');
     await api.detach(b, 'net1');
     expect(await statsOf()).toEqual(['eth0']);
-    expect(await links(nsA)).toEqual(['eth0', 'lo']);
-    expect(await links(nsB)).toEqual(['eth0', 'lo']);
+    expect(await linkNames(nsA)).toEqual(['eth0', 'lo']);
+    expect(await linkNames(nsB)).toEqual(['eth0', 'lo']);
     expect(await allocs(storage.name)).toEqual([]);
     expect(await allocs(fast.name)).toEqual([]);
     expect((await api.list(a)).networks.map((n) => n.interface)).toEqual(['eth0']);
@@ -201,7 +192,7 @@ describe('the CLI', () => {
     expect(attached.exitCode, attached.stderr).toBe(0);
     const entry = JSON.parse(attached.stdout) as { name: string; interface: string; ips: string[] };
     expect(entry).toMatchObject({ name: 'e2e/storage', interface: 'stor0' });
-    expect(await links(ns)).toEqual(['eth0', 'lo', 'stor0']);
+    expect(await linkNames(ns)).toEqual(['eth0', 'lo', 'stor0']);
     const listed = await podnet('networks', id);
     expect(listed.exitCode).toBe(0);
     expect((JSON.parse(listed.stdout) as Array<{ interface: string }>).map((n) => n.interface)).toEqual(['eth0', 'stor0']);
@@ -218,7 +209,7 @@ describe('the CLI', () => {
     expect((await execa(PODNET, ['networks', id, '--socket', join(d.root, 'nope.sock')], { reject: false })).exitCode).toBe(1);
     const detached = await podnet('detach', id, 'stor0');
     expect(detached.exitCode, detached.stderr).toBe(0);
-    expect(await links(ns)).toEqual(['eth0', 'lo']);
+    expect(await linkNames(ns)).toEqual(['eth0', 'lo']);
     expect(await allocs(storage.name)).toEqual([]);
   });
 });
@@ -244,7 +235,7 @@ describe('kill -9 of podnetd', () => {
     let rec = await record(d, id);
     expect(rec.phase).toBe('ready');
     expect(rec.attachments.map((a) => a.ifName)).toEqual(['lo', 'eth0']);
-    expect(await links(ns)).toEqual(['eth0', 'lo']);
+    expect(await linkNames(ns)).toEqual(['eth0', 'lo']);
     expect(await allocs(slow.name)).toEqual([]);
     // 2. DEL: attached fine, then the detach's DEL hangs; the daemon dies.
     const api2 = podNetworks(d);
@@ -262,7 +253,7 @@ describe('kill -9 of podnetd', () => {
     rec = await record(d, id);
     expect(rec.phase).toBe('ready');
     expect(rec.attachments.map((a) => a.ifName)).toEqual(['lo', 'eth0']);
-    expect(await links(ns)).toEqual(['eth0', 'lo']);
+    expect(await linkNames(ns)).toEqual(['eth0', 'lo']);
     expect(await allocs(slow.name)).toEqual([]);
     expect((await podNetworks(d).list(id)).networks.map((n) => n.interface)).toEqual(['eth0']);
     expect((await listDir(join(d.cacheDir, 'results'))).filter((f) => f.includes(slow.name))).toEqual([]);

@@ -25,6 +25,7 @@ import {
   hostLocalIpam,
   ipAddrsIn,
   linkExists,
+  linkNames,
   nsExec,
   randomHex,
   shOk,
@@ -127,15 +128,6 @@ async function cacheOf(id: string): Promise<string[]> {
   return (await readdir(join(cfg.cni.cacheDir, 'results')).catch(() => [] as string[])).filter((f) => f.includes(id));
 }
 
-async function links(ns: string): Promise<string[]> {
-  const r = await nsExec(ns, 'ip', ['-o', 'link', 'show']);
-  return r.stdout
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.split(':')[1].trim().split('@')[0])
-    .sort();
-}
-
 const engineError = (p: Promise<unknown>): Promise<EngineError> => rejectionOf(p, EngineError);
 
 function onDisk(id: string): Promise<SandboxRecord> {
@@ -170,8 +162,8 @@ describe('attach and detach on a ready pod', () => {
     await engine.detach(a.id, 'net1', signal());
     await engine.detach(a.id, 'fast0', signal());
     await engine.detach(b.id, 'net1', signal());
-    expect(await links(a.ns)).toEqual(['eth0', 'lo']);
-    expect(await links(b.ns)).toEqual(['eth0', 'lo']);
+    expect(await linkNames(a.ns)).toEqual(['eth0', 'lo']);
+    expect(await linkNames(b.ns)).toEqual(['eth0', 'lo']);
     expect(await allocs(net.br.name)).toEqual([]);
     expect(await allocs(net.mv.name)).toEqual([]);
     expect((await cacheOf(a.id)).sort()).toEqual([`${net.cluster.name}-${a.id}-eth0`, `cni-loopback-${a.id}-lo`].sort());
@@ -224,7 +216,7 @@ describe('attach and detach on a ready pod', () => {
       if (!want.includes('NetworkAttachmentDefinition') && !want.includes('capability')) expect(e.message).toContain(`network to attach to sandbox ${p.id}`);
     }
     expect(JSON.stringify(await onDisk(p.id))).toBe(before);
-    expect(await links(p.ns)).toEqual(['eth0', 'lo']);
+    expect(await linkNames(p.ns)).toEqual(['eth0', 'lo']);
     expect((await engineError(engine.attach('pod-unknown', { element: { name: 'storage' } }, signal()))).kind).toBe('not-found');
     expect((await engineError(engine.detach('pod-unknown', 'net1', signal()))).kind).toBe('not-found');
     const eth0 = await engineError(engine.detach(p.id, 'eth0', signal()));
@@ -249,7 +241,7 @@ describe('attach and detach on a ready pod', () => {
     expect((await ipAddrsIn(p.ns, got.status.interface)).map((x) => x.cidr)).toContain(`${ip}/24`);
     await engine.detach(p.id, 'stor0', signal());
     await engine.detach(p.id, got.status.interface, signal());
-    expect(await links(p.ns)).toEqual(['eth0', 'lo']);
+    expect(await linkNames(p.ns)).toEqual(['eth0', 'lo']);
     expect(await allocs(net.br.name)).toEqual([]);
   });
 
@@ -259,7 +251,7 @@ describe('attach and detach on a ready pod', () => {
     const config = Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: net.mv.name, type: 'macvlan', master: parent, mode: 'bridge', ipam: hostLocalIpam(net.mv.subnet, dataDir) }));
     const got = await engine.attach(p.id, { config, element: { interface: 'dyn0' } }, signal());
     expect(got.status).toMatchObject({ name: `shop/${net.mv.name}`, interface: 'dyn0' });
-    expect(await links(p.ns)).toEqual(['dyn0', 'eth0', 'lo']);
+    expect(await linkNames(p.ns)).toEqual(['dyn0', 'eth0', 'lo']);
     expect((await engineError(engine.attach(p.id, { config, element: { name: 'x' } }, signal()))).message).toContain('"name" is not allowed');
     expect((await engineError(engine.attach(p.id, { config: Buffer.from('{'), element: {} }, signal()))).kind).toBe('invalid-request');
     await engine.detach(p.id, 'dyn0', signal());
@@ -281,7 +273,7 @@ describe('failures', () => {
       await rm(addMarker, { force: true });
     }
     expect(JSON.stringify(await onDisk(p.id))).toBe(before);
-    expect(await links(p.ns)).toEqual(['eth0', 'lo']);
+    expect(await linkNames(p.ns)).toEqual(['eth0', 'lo']);
     expect(await allocs(net.flaky.name)).toEqual([]);
     expect(outcomes).toContain('attach/cni/plugin-failed');
   });
@@ -318,7 +310,7 @@ describe('failures', () => {
     await engine.attach(p.id, { element: { name: 'fast' } }, signal());
     await engine.tearDown(p.id, { forget: true });
     expect(engine.get(p.id)).toBeUndefined();
-    expect(await links(p.ns)).toEqual(['lo']);
+    expect(await linkNames(p.ns)).toEqual(['lo']);
     expect(await allocs(net.br.name)).toEqual([]);
     expect(await allocs(net.mv.name)).toEqual([]);
     expect(await cacheOf(p.id)).toEqual([]);
@@ -337,7 +329,7 @@ describe('failures', () => {
       const engine = await newEngine();
       expect(engine.get(p.id)!.phase).toBe('ready');
       expect((await onDisk(p.id)).attachments.map((a) => a.ifName)).toEqual(['lo', 'eth0']);
-      expect(await links(p.ns)).toEqual(['eth0', 'lo']);
+      expect(await linkNames(p.ns)).toEqual(['eth0', 'lo']);
       expect(await allocs(net.br.name)).toEqual([]);
       await engine.tearDown(p.id, { forget: true });
     });
@@ -367,7 +359,7 @@ describe('racing Stop', () => {
     await loop;
     expect(cycles + refused.length).toBe(100);
     expect(new Set(refused)).toEqual(new Set(refused.length ? ['failed-precondition'] : []));
-    expect(await links(p.ns)).toEqual(['lo']);
+    expect(await linkNames(p.ns)).toEqual(['lo']);
     expect(await allocs(net.br.name)).toEqual([]);
     expect(await allocs(net.mv.name)).toEqual([]);
     expect(await cacheOf(p.id)).toEqual([]);
@@ -410,7 +402,7 @@ describe('/delegate of the CNI door (multus-dynamic-networks-controller)', () =>
     expect(r.status, r.body).toBe(200);
     const result = (JSON.parse(r.body) as { Result: Result }).Result;
     expect(result.interfaces?.some((i) => i.name === 'dyn1')).toBe(true);
-    expect(await links(p.ns)).toEqual(['dyn1', 'eth0', 'lo']);
+    expect(await linkNames(p.ns)).toEqual(['dyn1', 'eth0', 'lo']);
     expect(engine.listNetworks(p.id).map((e) => e.interface)).toEqual(['eth0', 'dyn1']);
     expect((await onDisk(p.id)).attachments.find((a) => a.ifName === 'dyn1')?.cniArgs).toEqual([['foo', 'bar']]);
     const codeOf = async (body: unknown) => (JSON.parse((await http(socket, 'POST', '/delegate', body)).body) as { code: number; msg: string });
@@ -421,7 +413,7 @@ describe('/delegate of the CNI door (multus-dynamic-networks-controller)', () =>
     expect((await codeOf({ env: env('ADD', { CNI_NETNS: '/var/run/netns/other' }), config: b64(macvlan) })).code).toBe(4);
     const del = await http(socket, 'POST', '/delegate', { env: env('DEL'), config: b64(macvlan) });
     expect(del.status, del.body).toBe(200);
-    expect(await links(p.ns)).toEqual(['eth0', 'lo']);
+    expect(await linkNames(p.ns)).toEqual(['eth0', 'lo']);
     expect(await allocs(net.mv.name)).toEqual([]);
     // DEL is idempotent, and never takes the cluster network.
     expect((await http(socket, 'POST', '/delegate', { env: env('DEL'), config: b64(macvlan) })).status).toBe(200);

@@ -215,6 +215,16 @@ export async function linkInfo(nsPath: string | undefined, name: string): Promis
   };
 }
 
+/** The names of every link in a namespace, sorted (a veth's `@peer` cut off). */
+export async function linkNames(nsPath: string): Promise<string[]> {
+  const r = await nsExec(nsPath, 'ip', ['-o', 'link', 'show']);
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(':')[1].trim().split('@')[0])
+    .sort();
+}
+
 export async function linkExists(nsPath: string | undefined, name: string): Promise<boolean> {
   return (await ipIn(nsPath, ['link', 'show', 'dev', name])).exitCode === 0;
 }
