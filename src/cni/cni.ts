@@ -9,8 +9,8 @@ import { isObject, type JSONObject } from './json.js';
 import { convertResult, parseResult, type AnyResult } from './result.js';
 import { parseJSON } from './json.js';
 import { formatCniArgs, validateRuntimeConf, type RuntimeConf } from './runtime-conf.js';
-import { handled } from '../util/settle.js';
 import { compareVersions, isSupportedVersion, versionAtLeast, type SpecVersion } from './version.js';
+import { handled } from '../util/settle.js';
 
 /** One plugin execution, reported to an observer (metrics, logs, per-sandbox timings). */
 export interface PluginExecEvent {

@@ -439,10 +439,7 @@ export class Engine implements PodNetworkEngine, HotplugEngine {
     if (this.cfg.cni.setupSerially) {
       for (const a of primary) results.push(await add(a));
     } else {
-      const settled = await Promise.allSettled(primary.map(add));
-      const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
-      if (failed) throw failed.reason;
-      for (const x of settled) if (x.status === 'fulfilled') results.push(x.value);
+      results.push(...(await settleAll(primary.map(add))));
     }
     for (const a of rec.attachments.filter((x) => x.secondary)) results.push(await add(a));
     const summary = summarize(results);

@@ -1,10 +1,13 @@
 /**
- * Waits for every promise to settle, then throws the first rejection. Unlike Promise.all, nothing
- * is still running when it throws: a cleanup that follows never races a write in flight.
+ * Waits for every promise to settle, then throws the first rejection or gives every value, in
+ * order. Unlike Promise.all, nothing is still running when it throws: a cleanup that follows
+ * never races a write in flight.
  */
-export async function settleAll(ps: ReadonlyArray<Promise<unknown>>): Promise<void> {
-  const failed = (await Promise.allSettled(ps)).find((x): x is PromiseRejectedResult => x.status === 'rejected');
+export async function settleAll<T>(ps: ReadonlyArray<Promise<T>>): Promise<T[]> {
+  const settled = await Promise.allSettled(ps);
+  const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
   if (failed) throw failed.reason;
+  return settled.map((x) => (x as PromiseFulfilledResult<T>).value);
 }
 
 /**
